@@ -1,0 +1,345 @@
+"""The `ghibli` command: up, ingest, consume, space, submit.
+
+Options that are settings come from jobs.settings (same names, same environment variables, same
+help), so `--help`, the README table and the validation messages cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from jobs.settings import Settings, SettingsError, iter_settings, load_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+COMMON = (
+    "redis_url",
+    "key_prefix",
+    "stream_name",
+    "group_name",
+    "job_ttl_seconds",
+    "blob_ttl_seconds",
+    "blob_dir",
+    "log_level",
+    "log_format",
+)
+CONSUMER = (
+    "space",
+    "call_timeout_seconds",
+    "concurrency",
+    "consumer_name",
+    "lease_seconds",
+    "shutdown_grace_seconds",
+    "max_attempts",
+    "max_deliveries",
+    "retry_base_seconds",
+    "retry_cap_seconds",
+    "metrics_port",
+)
+INGEST = ("host", "port", "ingest_workers", "max_upload_bytes", "max_pixels")
+
+
+def settings_options(*names: str) -> Callable[[F], F]:
+    """Click options for these settings; secrets are read from the environment only."""
+    infos = {info.name: info for info in iter_settings()}
+
+    def decorate(fn: F) -> F:
+        for name in reversed(names):
+            info = infos[name]
+            fn = click.option(
+                info.option,
+                name,
+                envvar=info.env,
+                show_envvar=True,
+                default=None,
+                help=f"{info.help} [default: {info.default}]",
+            )(fn)
+        return fn
+
+    return decorate
+
+
+def _settings(values: dict[str, Any]) -> Settings:
+    names = {info.name for info in iter_settings()}
+    try:
+        return load_settings({k: v for k, v in values.items() if k in names})
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _configure_logs(settings: Settings) -> None:
+    from jobs.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def cli() -> None:
+    """ghibli-pipeline: photos in, Studio-Ghibli-style pictures out."""
+
+
+@cli.command()
+@settings_options(*COMMON, *CONSUMER, *INGEST)
+@click.option(
+    "--consumers",
+    type=click.IntRange(1, 64),
+    default=2,
+    show_default=True,
+    envvar="GHIBLI_UP_CONSUMERS",
+    show_envvar=True,
+    help="Consumer processes to start.",
+)
+@click.option(
+    "--redis-port",
+    type=click.IntRange(1, 65535),
+    default=6380,
+    show_default=True,
+    envvar="GHIBLI_UP_REDIS_PORT",
+    show_envvar=True,
+    help="Port of the Redis started here (when REDIS_URL is not set).",
+)
+@click.option(
+    "--space-port",
+    type=click.IntRange(1, 65535),
+    default=7861,
+    show_default=True,
+    envvar="GHIBLI_UP_SPACE_PORT",
+    show_envvar=True,
+    help="Port of the offline Space started here (when GHIBLI_SPACE is not set).",
+)
+@click.option(
+    "--space-engine",
+    type=click.Choice(["ghibli", "fast"]),
+    default="ghibli",
+    show_default=True,
+    envvar="GHIBLI_UP_SPACE_ENGINE",
+    show_envvar=True,
+    help="Engine of the offline Space started here.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path(".ghibli"),
+    show_default=True,
+    envvar="GHIBLI_UP_DATA_DIR",
+    show_envvar=True,
+    help="Where the Redis started here keeps its append-only file.",
+)
+def up(
+    consumers: int, redis_port: int, space_port: int, space_engine: str, data_dir: Path, **values: Any
+) -> None:
+    """Start the whole stack here: Redis, the offline Space, ingest and consumers."""
+    from ghibli.up import StackOptions, run_stack
+
+    settings = _settings(values)
+    options = StackOptions(
+        consumers=consumers,
+        redis_port=redis_port,
+        space_port=space_port,
+        space_engine=space_engine,
+        data_dir=data_dir,
+        start_redis=values.get("redis_url") is None,
+        start_space=values.get("space") is None,
+    )
+    sys.exit(run_stack(settings, options))
+
+
+@cli.command()
+@settings_options(*COMMON, *INGEST)
+def ingest(**values: Any) -> None:
+    """Run the ingest HTTP API (Litestar on uvicorn)."""
+    import uvicorn
+
+    settings = _settings(values)
+    _configure_logs(settings)
+    # Worker processes rebuild the settings from the environment.
+    os.environ.update(settings.to_env())
+    uvicorn.run(
+        "ingest.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.ingest_workers,
+        log_level="warning",
+        # Open SSE streams would otherwise hold shutdown forever.
+        timeout_graceful_shutdown=5,
+        access_log=False,
+    )
+
+
+@cli.command()
+@settings_options(*COMMON, *CONSUMER)
+def consume(**values: Any) -> None:
+    """Run one consumer process of the group (add more processes or machines to scale out)."""
+    from consumers.main import run_consumer
+
+    settings = _settings(values)
+    _configure_logs(settings)
+    run_consumer(settings)
+
+
+@cli.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="GHIBLI_SPACE_HOST",
+    show_envvar=True,
+    help="Address the offline Space listens on.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=7861,
+    show_default=True,
+    envvar="GHIBLI_SPACE_PORT",
+    show_envvar=True,
+    help="Port the offline Space listens on.",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["ghibli", "fast"]),
+    default="ghibli",
+    show_default=True,
+    envvar="GHIBLI_SPACE_ENGINE",
+    show_envvar=True,
+    help="'ghibli' paints; 'fast' is a cheap transform for throughput benchmarks.",
+)
+@click.option(
+    "--delay",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    envvar="GHIBLI_SPACE_DELAY",
+    show_envvar=True,
+    help="Seconds to wait before answering.",
+)
+@click.option(
+    "--jitter",
+    type=click.FloatRange(0),
+    default=0.0,
+    show_default=True,
+    envvar="GHIBLI_SPACE_JITTER",
+    show_envvar=True,
+    help="Up to this many more seconds, at random.",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(1, 1024),
+    default=4,
+    show_default=True,
+    envvar="GHIBLI_SPACE_CONCURRENCY",
+    show_envvar=True,
+    help="Calls the Space runs at once (Gradio's queue concurrency).",
+)
+def space(host: str, port: int, engine: str, delay: float, jitter: float, concurrency: int) -> None:
+    """Run the offline Space: the Ghibli Space's exact API on a CPU stylizer."""
+    from space.app import SpaceOptions, serve
+
+    serve(host, port, SpaceOptions(engine=engine, delay_s=delay, jitter_s=jitter, concurrency=concurrency))
+
+
+@cli.command()
+@click.argument(
+    "photos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output file (one photo) or directory; default: next to each photo.",
+)
+@click.option(
+    "--server",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    envvar="GHIBLI_SERVER",
+    show_envvar=True,
+    help="Base URL of the ingest API.",
+)
+@click.option(
+    "--prompt",
+    default=None,
+    envvar="GHIBLI_PROMPT",
+    show_envvar=True,
+    help="Prompt; default: the Ghibli prompt.",
+)
+@click.option(
+    "--width",
+    type=int,
+    default=None,
+    envvar="GHIBLI_WIDTH",
+    show_envvar=True,
+    help="256-1024, step 64; default keeps the photo's aspect ratio.",
+)
+@click.option(
+    "--height",
+    type=int,
+    default=None,
+    envvar="GHIBLI_HEIGHT",
+    show_envvar=True,
+    help="256-1024, step 64; default keeps the photo's aspect ratio.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    envvar="GHIBLI_SEED",
+    show_envvar=True,
+    help="0-4294967295; default random (printed).",
+)
+def submit(
+    photos: tuple[Path, ...],
+    output: Path | None,
+    server: str,
+    prompt: str | None,
+    width: int | None,
+    height: int | None,
+    seed: int | None,
+) -> None:
+    """Upload photos, wait for them and write the Ghibli-style results."""
+    from ghibli.client import ApiError, GhibliClient, JobFailed
+
+    failed = 0
+    with GhibliClient(server) as client:
+        for photo in photos:
+            try:
+                job = client.submit(photo, prompt=prompt, width=width, height=height, seed=seed)
+                click.echo(f"{photo}: job {job['id']} queued (seed {job['params']['seed']})", err=True)
+                job = client.wait(job["id"], on_update=_echo_progress(photo))
+                data = client.result(job["id"])
+            except (ApiError, JobFailed) as exc:
+                click.echo(f"{photo}: {exc}", err=True)
+                failed += 1
+                continue
+            target = _output_path(photo, output, len(photos), job)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            click.echo(str(target))
+    sys.exit(1 if failed else 0)
+
+
+def _echo_progress(photo: Path) -> Callable[[dict[str, Any]], None]:
+    def echo(job: dict[str, Any]) -> None:
+        click.echo(f"{photo}: {job['status']} {job['phase']} {job['progress']:.0%}", err=True)
+
+    return echo
+
+
+def _output_path(photo: Path, output: Path | None, count: int, job: dict[str, Any]) -> Path:
+    ext = {"image/png": ".png", "image/jpeg": ".jpg"}.get(job["result"]["content_type"], ".webp")
+    if output is not None and count == 1 and output.suffix:
+        return output
+    folder = output if output is not None else photo.parent
+    return folder / f"{photo.stem}.ghibli{ext}"
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    cli.main(args=list(argv) if argv is not None else None, prog_name="ghibli")

@@ -1,0 +1,211 @@
+"""Every setting of every role, in one typed object read from the environment.
+
+Each field carries its environment variable and help text in its metadata, so the CLI options,
+the README table and the validation message all come from this one definition. A bad value stops
+the process with a message that names the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+__all__ = ["SettingInfo", "Settings", "SettingsError", "iter_settings", "load_settings"]
+
+
+def _m(env: str, help_: str, **constraints: Any) -> Meta:
+    return Meta(description=help_, extra={"env": env}, **constraints)
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    """Configuration shared by ingest, consumers and the tools. Secrets are masked in repr."""
+
+    # --- Redis and the key schema -----------------------------------------------------------
+    redis_url: Annotated[str, _m("REDIS_URL", "Redis URL (redis:// or rediss://).")] = (
+        "redis://127.0.0.1:6379/0"
+    )
+    key_prefix: Annotated[
+        str,
+        _m("GHIBLI_KEY_PREFIX", "Prefix of every Redis key; a {hash tag} so one slot holds all."),
+    ] = "{ghibli}:"
+    stream_name: Annotated[str, _m("GHIBLI_STREAM", "Name of the jobs stream (after the prefix).")] = "jobs"
+    group_name: Annotated[str, _m("GHIBLI_GROUP", "Consumer group that works the jobs stream.")] = "workers"
+    job_ttl_seconds: Annotated[
+        int, _m("GHIBLI_JOB_TTL_SECONDS", "How long a job's status is kept.", ge=60)
+    ] = 86_400
+    blob_ttl_seconds: Annotated[
+        int, _m("GHIBLI_BLOB_TTL_SECONDS", "How long input photos and results are kept.", ge=60)
+    ] = 3_600
+    blob_dir: Annotated[
+        str, _m("GHIBLI_BLOB_DIR", "Directory for photos and results; empty keeps them in Redis.")
+    ] = ""
+
+    # --- the Space ------------------------------------------------------------------------
+    space: Annotated[
+        str, _m("GHIBLI_SPACE", "Gradio app to call: a Hugging Face Space id or an http(s) URL.")
+    ] = "jamesliu1217/EasyControl_Ghibli"
+    call_timeout_seconds: Annotated[
+        float, _m("GHIBLI_CALL_TIMEOUT_SECONDS", "Deadline of one Space call.", gt=0)
+    ] = 600.0
+
+    # --- consumers ------------------------------------------------------------------------
+    concurrency: Annotated[
+        int, _m("GHIBLI_CONCURRENCY", "Jobs one consumer process runs at once.", ge=1, le=256)
+    ] = 2
+    consumer_name: Annotated[
+        str, _m("GHIBLI_CONSUMER_NAME", "Consumer name in the group; empty means host-pid.")
+    ] = ""
+    lease_seconds: Annotated[
+        float,
+        _m("GHIBLI_LEASE_SECONDS", "Idle time after which another consumer takes a job.", ge=1),
+    ] = 30.0
+    shutdown_grace_seconds: Annotated[
+        float,
+        _m("GHIBLI_SHUTDOWN_GRACE_SECONDS", "On SIGTERM, how long running calls may finish.", ge=0),
+    ] = 30.0
+    max_attempts: Annotated[
+        int, _m("GHIBLI_MAX_ATTEMPTS", "Failed calls after which a job is dead-lettered.", ge=1)
+    ] = 5
+    max_deliveries: Annotated[
+        int,
+        _m("GHIBLI_MAX_DELIVERIES", "Deliveries of one entry (crashes) before dead-lettering.", ge=1),
+    ] = 10
+    retry_base_seconds: Annotated[
+        float, _m("GHIBLI_RETRY_BASE_SECONDS", "First retry back-off (doubles each time).", gt=0)
+    ] = 2.0
+    retry_cap_seconds: Annotated[float, _m("GHIBLI_RETRY_CAP_SECONDS", "Longest retry back-off.", gt=0)] = (
+        300.0
+    )
+    metrics_port: Annotated[
+        int, _m("GHIBLI_METRICS_PORT", "Consumer /metrics port; 0 turns it off.", ge=0, le=65535)
+    ] = 0
+
+    # --- ingest ---------------------------------------------------------------------------
+    host: Annotated[str, _m("GHIBLI_HOST", "Address ingest listens on.")] = "127.0.0.1"
+    port: Annotated[int, _m("GHIBLI_PORT", "Port ingest listens on.", ge=1, le=65535)] = 8000
+    ingest_workers: Annotated[int, _m("GHIBLI_INGEST_WORKERS", "Ingest worker processes.", ge=1, le=64)] = 1
+    max_upload_bytes: Annotated[
+        int, _m("GHIBLI_MAX_UPLOAD_BYTES", "Largest accepted photo, in bytes.", ge=1024)
+    ] = 20_000_000
+    max_pixels: Annotated[int, _m("GHIBLI_MAX_PIXELS", "Largest accepted photo, in pixels.", ge=1)] = (
+        40_000_000
+    )
+    admin_secret: Annotated[
+        str, _m("ADMIN_SECRET", "Bearer secret of the admin routes; empty disables them.")
+    ] = ""
+
+    # --- logs -----------------------------------------------------------------------------
+    log_level: Annotated[str, _m("GHIBLI_LOG_LEVEL", "debug, info, warning or error.")] = "info"
+    log_format: Annotated[
+        str, _m("GHIBLI_LOG_FORMAT", "json, console, or auto (json unless on a terminal).")
+    ] = "auto"
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"\{[^{}]+\}.*", self.key_prefix):
+            raise ValueError("GHIBLI_KEY_PREFIX must start with a {hash tag}, e.g. {ghibli}:")
+        if self.log_level not in _LOG_LEVELS:
+            raise ValueError(f"GHIBLI_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
+        if self.log_format not in ("auto", "json", "console"):
+            raise ValueError("GHIBLI_LOG_FORMAT must be auto, json or console")
+        if not re.fullmatch(r"(redis|rediss|unix)://.+", self.redis_url):
+            raise ValueError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+
+    def __repr__(self) -> str:
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in self.redacted().items())})"
+
+    def redacted(self) -> dict[str, object]:
+        """The settings as shown to people: secrets masked, passwords cut out of URLs."""
+        shown: dict[str, object] = {}
+        for info in iter_settings():
+            value = getattr(self, info.name)
+            if info.secret and value:
+                value = "***"
+            elif isinstance(value, str):
+                value = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", value)
+            shown[info.name] = value
+        return shown
+
+    @property
+    def resolved_consumer_name(self) -> str:
+        return self.consumer_name or f"{socket.gethostname()}-{os.getpid()}"
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that reproduces these settings in a child process."""
+        env: dict[str, str] = {}
+        for info in iter_settings():
+            value = getattr(self, info.name)
+            env[info.env] = str(value).lower() if isinstance(value, bool) else str(value)
+        return env
+
+
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+_SECRET_FIELDS = frozenset({"admin_secret"})
+
+
+class SettingsError(ValueError):
+    """A setting has a value the process cannot run with; the message names the variable."""
+
+
+@dataclass(frozen=True, slots=True)
+class SettingInfo:
+    name: str
+    env: str
+    help: str
+    default: object
+    secret: bool
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+def iter_settings() -> Iterator[SettingInfo]:
+    info = msgspec.inspect.type_info(Settings)
+    assert isinstance(info, msgspec.inspect.StructType)
+    for field in info.fields:
+        meta = field.type
+        assert isinstance(meta, msgspec.inspect.Metadata)
+        assert meta.extra is not None
+        schema = meta.extra_json_schema or {}
+        yield SettingInfo(
+            name=field.name,
+            env=str(meta.extra["env"]),
+            help=str(schema.get("description", "")),
+            default=field.default,
+            secret=field.name in _SECRET_FIELDS,
+        )
+
+
+def load_settings(
+    overrides: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Settings from `environ` (default os.environ), with explicit `overrides` winning.
+
+    Raises SettingsError naming the environment variable (and option) of the first bad value.
+    """
+    environ = os.environ if environ is None else environ
+    by_name = {info.name: info for info in iter_settings()}
+    raw: dict[str, object] = {}
+    for info in by_name.values():
+        if info.env in environ:
+            raw[info.name] = environ[info.env]
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            raw[name] = value
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        match = re.search(r"at `\$\.(\w+)`", text)
+        if match and match.group(1) in by_name:
+            info = by_name[match.group(1)]
+            reason = text[: match.start()].rstrip(" -")
+            raise SettingsError(f"invalid setting {info.env} ({info.option}): {reason}") from None
+        raise SettingsError(f"invalid setting {text}") from None
