@@ -20,7 +20,7 @@ import httpx
 from gradio_client import exceptions as gc_exceptions
 from gradio_client import utils as gc_utils
 
-__all__ = ["ErrorKind", "SpaceError", "classify", "parse_retry_after"]
+__all__ = ["ErrorKind", "QuotaWait", "SpaceError", "classify", "parse_retry_after"]
 
 
 class ErrorKind(enum.StrEnum):
@@ -41,6 +41,14 @@ class SpaceError(Exception):
         self.code = code
         self.message = message
         self.retry_after_s = retry_after_s
+
+
+class QuotaWait(Exception):
+    """Every token is cooling down: the job waits (status waiting_for_quota) until resume_at_ms."""
+
+    def __init__(self, resume_at_ms: int) -> None:
+        super().__init__(f"all tokens cooling until {resume_at_ms}")
+        self.resume_at_ms = resume_at_ms
 
 
 _QUOTA_RE = re.compile(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import anyio
 
-from consumers.space_client import SpaceSession
+from consumers.space_call import SpaceCaller
 from consumers.worker import Consumer
 from jobs.blobs import open_blob_store
 from jobs.keys import Keys
@@ -22,10 +22,17 @@ async def _serve(settings: Settings) -> None:
     keys = Keys(settings.key_prefix, settings.stream_name, settings.group_name)
     redis = connect(settings.redis_url, name=f"consumer:{settings.resolved_consumer_name}")
     try:
-        store = JobStore(redis, keys, job_ttl_s=settings.job_ttl_seconds)
+        store = JobStore(
+            redis, keys, job_ttl_s=settings.job_ttl_seconds, blob_ttl_s=settings.blob_ttl_seconds
+        )
         blobs = open_blob_store(redis, keys, settings.blob_dir)
-        session = SpaceSession(settings.space, token=None)
-        await Consumer(settings, store, blobs, session).run()
+        caller = SpaceCaller(
+            settings.space, call_timeout_s=settings.call_timeout_seconds, max_concurrent=settings.concurrency
+        )
+        try:
+            await Consumer(settings, store, blobs, caller).run()
+        finally:
+            await caller.aclose()
     finally:
         await redis.aclose()
 

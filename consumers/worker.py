@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import anyio.to_thread
 import structlog
 from anyio.abc import TaskGroup
 
 from consumers.errors import ErrorKind, SpaceError
-from consumers.space_client import SpaceSession, SpaceUpdate
+from consumers.space_call import SpaceCaller
+from consumers.space_client import SpaceUpdate
 from jobs.blobs import BlobStore
 from jobs.logs import get_logger
 from jobs.model import Status
@@ -48,16 +48,15 @@ def _entries(reply: object) -> list[tuple[str, dict[bytes, bytes]]]:
 
 
 class Consumer:
-    def __init__(self, settings: Settings, store: JobStore, blobs: BlobStore, session: SpaceSession) -> None:
+    def __init__(self, settings: Settings, store: JobStore, blobs: BlobStore, caller: SpaceCaller) -> None:
         self.settings = settings
         self.store = store
         self.blobs = blobs
-        self.session = session
+        self.caller = caller
         self.name = settings.resolved_consumer_name
         self._in_flight: dict[str, Claim] = {}
         self._slot_freed = anyio.Event()
         self._stopping = anyio.Event()
-        self._threads = anyio.CapacityLimiter(settings.concurrency)
         self._workdir = Path(tempfile.mkdtemp(prefix="ghibli-consumer-"))
 
     async def run(self) -> None:
@@ -134,17 +133,11 @@ class Consumer:
         image_path = self._workdir / f"{claim.job_id}-{claim.attempt}.img"
         await anyio.Path(image_path).write_bytes(photo)
         try:
-            data, media_type = await anyio.to_thread.run_sync(
-                partial(
-                    self.session.generate,
-                    image_path,
-                    record.params,
-                    timeout_s=self.settings.call_timeout_seconds,
-                    on_update=partial(self._report_from_thread, claim, stop_flag),
-                    should_stop=stop_flag.is_set,
-                ),
-                limiter=self._threads,
-                abandon_on_cancel=True,
+            result = await self.caller.call(
+                record.params,
+                image_path,
+                on_update=partial(self._report_from_thread, claim, stop_flag),
+                stop=stop_flag,
             )
         except SpaceError as error:
             log.warning("space call failed", code=error.code, kind=error.kind.value)
@@ -158,12 +151,13 @@ class Consumer:
         finally:
             await anyio.Path(image_path).unlink(missing_ok=True)
         result_key = f"out/{claim.job_id}/{claim.attempt}"
-        await self.blobs.put(result_key, data, self.settings.blob_ttl_seconds)
+        await self.blobs.put(result_key, result.data, self.settings.blob_ttl_seconds)
         verdict = await self.store.finish(
             claim,
             Status.SUCCEEDED,
             result_key=result_key,
-            result_type=media_type,
+            result_type=result.media_type,
+            token_alias=result.token_alias,
             progress=1,
             phase="done",
         )
@@ -171,7 +165,7 @@ class Consumer:
             await self.blobs.delete(result_key)
             log.info("result discarded", verdict=verdict)
         else:
-            log.info("job succeeded", bytes=len(data))
+            log.info("job succeeded", bytes=len(result.data))
 
     def _report_from_thread(self, claim: Claim, stop_flag: threading.Event, update: SpaceUpdate) -> None:
         anyio.from_thread.run(self._report, claim, stop_flag, update)

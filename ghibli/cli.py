@@ -341,5 +341,8 @@ def _output_path(photo: Path, output: Path | None, count: int, job: dict[str, An
     return folder / f"{photo.stem}.ghibli{ext}"
 
 
+# Commands that live in their own modules (ghibli/cmd_*.py) register here, one line each.
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     cli.main(args=list(argv) if argv is not None else None, prog_name="ghibli")

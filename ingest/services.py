@@ -38,7 +38,7 @@ def open_services(settings: Settings) -> Services:
     return Services(
         settings=settings,
         redis=redis,
-        store=JobStore(redis, keys, job_ttl_s=settings.job_ttl_seconds),
+        store=JobStore(redis, keys, job_ttl_s=settings.job_ttl_seconds, blob_ttl_s=settings.blob_ttl_seconds),
         blobs=open_blob_store(redis, keys, settings.blob_dir),
     )
 

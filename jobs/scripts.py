@@ -1,7 +1,8 @@
-"""The Lua scripts behind every multi-key write, loaded once per Redis client.
+"""The Lua scripts behind every multi-key write, loaded from jobs/lua/.
 
 Writes that must agree (job hash + stream entry; status + XACK) run as one script, so a crash
-between them cannot leave a job half-written. Each script's contract is in its own header.
+between them cannot leave a job half-written. Each script's contract is in its own header; every
+script gets prelude.lua (is_terminal, emit, hset_pairs) prepended.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
 
-__all__ = ["Scripts"]
+__all__ = ["Scripts", "load_script"]
 
 
 @cache
@@ -23,13 +24,18 @@ def _source(name: str) -> str:
     return (lua / "prelude.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
 
 
+def load_script(redis: Redis, name: str) -> AsyncScript:
+    """jobs/lua/<name>.lua with the prelude, registered on this client (EVALSHA, reloaded on NOSCRIPT)."""
+    return redis.register_script(_source(name))
+
+
 class Scripts:
-    """The registered scripts; redis-py runs them with EVALSHA and reloads after a restart."""
+    """The job store's scripts."""
 
     def __init__(self, redis: Redis) -> None:
-        self.create: AsyncScript = redis.register_script(_source("create"))
-        self.claim: AsyncScript = redis.register_script(_source("claim"))
-        self.update: AsyncScript = redis.register_script(_source("update"))
-        self.finish: AsyncScript = redis.register_script(_source("finish"))
-        self.ack: AsyncScript = redis.register_script(_source("ack"))
-        self.cancel: AsyncScript = redis.register_script(_source("cancel"))
+        self.create = load_script(redis, "create")
+        self.claim = load_script(redis, "claim")
+        self.update = load_script(redis, "update")
+        self.finish = load_script(redis, "finish")
+        self.ack = load_script(redis, "ack")
+        self.cancel = load_script(redis, "cancel")

@@ -56,10 +56,11 @@ class Claim(msgspec.Struct, frozen=True):
 
 
 class JobStore:
-    def __init__(self, redis: Redis, keys: Keys, *, job_ttl_s: int = 86_400) -> None:
+    def __init__(self, redis: Redis, keys: Keys, *, job_ttl_s: int = 86_400, blob_ttl_s: int = 3_600) -> None:
         self.redis = redis
         self.keys = keys
         self.job_ttl_s = job_ttl_s
+        self.blob_ttl_s = blob_ttl_s
         self._scripts = Scripts(redis)
 
     async def ensure_group(self) -> None:
@@ -130,6 +131,7 @@ class JobStore:
                 self.keys.group,
                 claim.entry_id,
                 now_ms(),
+                self.blob_ttl_s,
                 *_flatten(fields),
             ],
         )
