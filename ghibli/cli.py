@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import click
 
+from ghibli import cmd_client
 from jobs.settings import Settings, SettingsError, iter_settings, load_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -245,103 +246,10 @@ def space(host: str, port: int, engine: str, delay: float, jitter: float, concur
     serve(host, port, SpaceOptions(engine=engine, delay_s=delay, jitter_s=jitter, concurrency=concurrency))
 
 
-@cli.command()
-@click.argument(
-    "photos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Output file (one photo) or directory; default: next to each photo.",
-)
-@click.option(
-    "--server",
-    default="http://127.0.0.1:8000",
-    show_default=True,
-    envvar="GHIBLI_SERVER",
-    show_envvar=True,
-    help="Base URL of the ingest API.",
-)
-@click.option(
-    "--prompt",
-    default=None,
-    envvar="GHIBLI_PROMPT",
-    show_envvar=True,
-    help="Prompt; default: the Ghibli prompt.",
-)
-@click.option(
-    "--width",
-    type=int,
-    default=None,
-    envvar="GHIBLI_WIDTH",
-    show_envvar=True,
-    help="256-1024, step 64; default keeps the photo's aspect ratio.",
-)
-@click.option(
-    "--height",
-    type=int,
-    default=None,
-    envvar="GHIBLI_HEIGHT",
-    show_envvar=True,
-    help="256-1024, step 64; default keeps the photo's aspect ratio.",
-)
-@click.option(
-    "--seed",
-    type=int,
-    default=None,
-    envvar="GHIBLI_SEED",
-    show_envvar=True,
-    help="0-4294967295; default random (printed).",
-)
-def submit(
-    photos: tuple[Path, ...],
-    output: Path | None,
-    server: str,
-    prompt: str | None,
-    width: int | None,
-    height: int | None,
-    seed: int | None,
-) -> None:
-    """Upload photos, wait for them and write the Ghibli-style results."""
-    from ghibli.client import ApiError, GhibliClient, JobFailed
-
-    failed = 0
-    with GhibliClient(server) as client:
-        for photo in photos:
-            try:
-                job = client.submit(photo, prompt=prompt, width=width, height=height, seed=seed)
-                click.echo(f"{photo}: job {job['id']} queued (seed {job['params']['seed']})", err=True)
-                job = client.wait(job["id"], on_update=_echo_progress(photo))
-                data = client.result(job["id"])
-            except (ApiError, JobFailed) as exc:
-                click.echo(f"{photo}: {exc}", err=True)
-                failed += 1
-                continue
-            target = _output_path(photo, output, len(photos), job)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-            click.echo(str(target))
-    sys.exit(1 if failed else 0)
-
-
-def _echo_progress(photo: Path) -> Callable[[dict[str, Any]], None]:
-    def echo(job: dict[str, Any]) -> None:
-        click.echo(f"{photo}: {job['status']} {job['phase']} {job['progress']:.0%}", err=True)
-
-    return echo
-
-
-def _output_path(photo: Path, output: Path | None, count: int, job: dict[str, Any]) -> Path:
-    ext = {"image/png": ".png", "image/jpeg": ".jpg"}.get(job["result"]["content_type"], ".webp")
-    if output is not None and count == 1 and output.suffix:
-        return output
-    folder = output if output is not None else photo.parent
-    return folder / f"{photo.stem}.ghibli{ext}"
-
-
 # Commands that live in their own modules (ghibli/cmd_*.py) register here, one line each.
+cli.add_command(cmd_client.submit)
+cli.add_command(cmd_client.status)
+cli.add_command(cmd_client.cancel)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

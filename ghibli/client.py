@@ -1,61 +1,161 @@
-"""A small Python client of the ingest API; the CLI uses it and so can your scripts.
+"""A small Python client of the ingest API; the `ghibli` CLI uses it and so can your scripts.
 
-from ghibli.client import GhibliClient
-with GhibliClient("http://127.0.0.1:8000") as client:
-    job = client.submit("photo.jpg", width=768, height=512)
-    job = client.wait(job["id"])
-    Path("out.webp").write_bytes(client.result(job["id"]))
+    from pathlib import Path
+    from ghibli.client import GhibliClient
+
+    with GhibliClient("http://127.0.0.1:8000") as client:
+        job = client.submit("photo.jpg", width=768, height=512)
+        job = client.wait(job.id, on_update=lambda j: print(j.status, f"{j.progress:.0%}"))
+        Path("photo.ghibli.png").write_bytes(client.result(job.id, fmt="png"))
+
+Jobs are `jobs.wire.JobView` values, the same type the server encodes. `wait`/`watch` follow the
+job's SSE stream (resuming with Last-Event-ID after a dropped connection) and fall back to polling
+`GET /v1/jobs/{id}` where SSE is unavailable, e.g. behind a proxy that buffers event streams.
 """
 
 from __future__ import annotations
 
+import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import IO, Any, Literal
 
 import httpx
+import msgspec
+from httpx_sse import SSEError, connect_sse
 
-__all__ = ["ApiError", "GhibliClient", "JobFailed"]
+from jobs.model import Status
+from jobs.wire import JobView
 
-TERMINAL = {"succeeded", "failed", "cancelled"}
+__all__ = [
+    "FORMATS",
+    "ApiError",
+    "Format",
+    "GhibliClient",
+    "JobCancelled",
+    "JobFailed",
+    "Transport",
+    "extension_for",
+]
+
+Format = Literal["webp", "png", "jpeg"]
+Transport = Literal["auto", "sse", "poll"]
+FORMATS: dict[str, str] = {"webp": "image/webp", "png": "image/png", "jpeg": "image/jpeg"}
+_PIL_NAMES = {"webp": "WEBP", "png": "PNG", "jpeg": "JPEG"}
+# The server pings idle streams; silence this long means the stream is dead (or a proxy holds it).
+_SSE_READ_TIMEOUT_S = 60.0
+# Consecutive SSE connections that delivered nothing before `auto` gives up on SSE and polls.
+_SSE_ATTEMPTS_BEFORE_POLLING = 3
+_BACKOFF_CAP_S = 10.0
 
 
 class ApiError(Exception):
     """The API answered with a problem (RFC 9457); `code` is its stable machine code."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{message} ({code}, HTTP {status})")
+    def __init__(self, status: int, code: str, title: str, detail: str = "") -> None:
         self.status = status
         self.code = code
-        self.message = message
+        self.title = title
+        self.detail = detail or title
+        super().__init__(f"{self.detail} ({code}, HTTP {status})")
+
+    @property
+    def message(self) -> str:
+        return self.detail
 
 
 class JobFailed(Exception):
-    def __init__(self, job: dict[str, Any]) -> None:
-        error = job.get("error") or {}
-        super().__init__(f"job {job['id']} {job['status']}: {error.get('message', 'no reason given')}")
+    """The job ended without a picture; `job.error` says why."""
+
+    def __init__(self, job: JobView) -> None:
         self.job = job
+        reason = job.error.message if job.error else "no reason given"
+        code = f" ({job.error.code})" if job.error else ""
+        super().__init__(f"job {job.id} {job.status.value}: {reason}{code}")
 
 
-def _raise_for_problem(response: httpx.Response) -> None:
-    if response.is_success:
-        return
+class JobCancelled(JobFailed):
+    """The job was cancelled (by `cancel`, another client or the operator)."""
+
+
+class _SseUnavailable(Exception):
+    """The server (or a proxy) does not speak SSE for this route: poll instead."""
+
+
+def extension_for(content_type: str) -> str:
+    """File extension (with the dot) of a result's content type."""
+    return {"image/png": ".png", "image/jpeg": ".jpg"}.get(content_type.partition(";")[0].strip(), ".webp")
+
+
+def _problem(response: httpx.Response) -> ApiError:
     try:
         body = response.json()
     except ValueError:
         body = {}
-    raise ApiError(
+    if not isinstance(body, dict):
+        body = {}
+    title = str(body.get("title") or response.reason_phrase or "HTTP error")
+    return ApiError(
         response.status_code,
-        str(body.get("code", f"http_{response.status_code}")),
-        str(body.get("detail") or body.get("title") or response.reason_phrase),
+        str(body.get("code") or f"http_{response.status_code}"),
+        title,
+        str(body.get("detail") or title),
     )
 
 
+def _raise_for_problem(response: httpx.Response) -> None:
+    if not response.is_success:
+        response.read()
+        raise _problem(response)
+
+
+def _decode_job(data: bytes | str) -> JobView:
+    return msgspec.json.decode(data, type=JobView)
+
+
+def _form(**params: object) -> dict[str, str]:
+    """Multipart text fields; None means "server default" and is not sent at all (empty fields
+    would be parsed as values)."""
+    return {
+        name: ("true" if value else "false") if isinstance(value, bool) else str(value)
+        for name, value in params.items()
+        if value is not None
+    }
+
+
+def _convert(data: bytes, fmt: Format) -> bytes:
+    from PIL import Image
+
+    with Image.open(io.BytesIO(data)) as img:
+        out = io.BytesIO()
+        picture = img.convert("RGB") if fmt == "jpeg" else img
+        picture.save(out, format=_PIL_NAMES[fmt], **({"quality": 92} if fmt != "png" else {}))
+    return out.getvalue()
+
+
 class GhibliClient:
-    def __init__(self, server: str = "http://127.0.0.1:8000", *, timeout: float = 60.0) -> None:
-        self._http = httpx.Client(base_url=server.rstrip("/"), timeout=timeout)
+    """A synchronous client; safe to share between threads (httpx.Client is)."""
+
+    def __init__(
+        self,
+        server: str = "http://127.0.0.1:8000",
+        *,
+        timeout: float = 60.0,
+        transport: Transport = "auto",
+        poll_interval_s: float = 1.0,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.server = server.rstrip("/")
+        self.transport = transport
+        self.poll_interval_s = poll_interval_s
+        self._http = httpx.Client(
+            base_url=self.server,
+            timeout=timeout,
+            headers=headers,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+        )
 
     def __enter__(self) -> GhibliClient:
         return self
@@ -68,54 +168,160 @@ class GhibliClient:
     def close(self) -> None:
         self._http.close()
 
-    def submit(self, photo: str | Path, **params: object) -> dict[str, Any]:
-        """Upload a photo; params are prompt, width, height, seed, use_zero_init, zero_steps."""
-        path = Path(photo)
-        form = {
-            k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in params.items() if v is not None
-        }
-        with path.open("rb") as fh:
-            response = self._http.post("/v1/jobs", data=form, files={"image": (path.name, fh)})
-        _raise_for_problem(response)
-        job: dict[str, Any] = response.json()
-        return job
+    def job_url(self, job_id: str) -> str:
+        return f"{self.server}/v1/jobs/{job_id}"
 
-    def status(self, job_id: str) -> dict[str, Any]:
+    def page_url(self, job_id: str) -> str:
+        """The web page showing this job (the id stays in the fragment, out of server logs)."""
+        return f"{self.server}/#job={job_id}"
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def submit(
+        self,
+        photo: str | Path | bytes | IO[bytes],
+        *,
+        prompt: str | None = None,
+        width: int | None = None,
+        height: int | None = None,
+        seed: int | None = None,
+        use_zero_init: bool | None = None,
+        zero_steps: int | None = None,
+        filename: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> JobView:
+        """Upload a photo (path, bytes or binary file); None parameters take the server's default
+        (width/height: the photo's aspect ratio; seed: random, reported in `job.params.seed`)."""
+        form = _form(
+            prompt=prompt,
+            width=width,
+            height=height,
+            seed=seed,
+            use_zero_init=use_zero_init,
+            zero_steps=zero_steps,
+        )
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        if isinstance(photo, str | Path):
+            path = Path(photo)
+            with path.open("rb") as fh:
+                response = self._http.post(
+                    "/v1/jobs", data=form, files={"image": (filename or path.name, fh)}, headers=headers
+                )
+        else:
+            response = self._http.post(
+                "/v1/jobs", data=form, files={"image": (filename or "photo", photo)}, headers=headers
+            )
+        _raise_for_problem(response)
+        return _decode_job(response.content)
+
+    def status(self, job_id: str) -> JobView:
         response = self._http.get(f"/v1/jobs/{job_id}")
         _raise_for_problem(response)
-        job: dict[str, Any] = response.json()
-        return job
+        return _decode_job(response.content)
+
+    def cancel(self, job_id: str) -> None:
+        """Cancel the job if it still runs, and erase it and its pictures."""
+        _raise_for_problem(self._http.delete(f"/v1/jobs/{job_id}"))
+
+    def result(self, job_id: str, *, fmt: Format | None = None) -> bytes:
+        """The picture, as stored (`fmt=None`) or as webp, png or jpeg."""
+        response = self._http.get(f"/v1/jobs/{job_id}/result", params={"format": fmt} if fmt else None)
+        _raise_for_problem(response)
+        got = response.headers.get("content-type", "").split(";")[0].strip()
+        if fmt is not None and got != FORMATS[fmt]:
+            # A server without format conversion (older ingest) sends what it stored: convert here.
+            return _convert(response.content, fmt)
+        return response.content
+
+    # -- following a job --------------------------------------------------------------------
+
+    def events(self, job_id: str, *, last_event_id: str | None = None) -> Iterator[JobView]:
+        """One SSE connection: the current snapshot, then each change, until the server closes it
+        (after a terminal state). Raises ApiError for an unknown job, _SseUnavailable when the route
+        does not answer with an event stream."""
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        timeout = httpx.Timeout(self._http.timeout.connect, read=_SSE_READ_TIMEOUT_S)
+        url = f"/v1/jobs/{job_id}/events"
+        with connect_sse(self._http, "GET", url, headers=headers, timeout=timeout) as source:
+            response = source.response
+            if response.status_code in (404, 405, 406, 501):
+                response.read()
+                problem = _problem(response)
+                if problem.code == "job_not_found":
+                    raise problem
+                raise _SseUnavailable(str(problem))
+            _raise_for_problem(response)
+            try:
+                for event in source.iter_sse():
+                    if event.event == "status" and event.data:
+                        yield _decode_job(event.data)
+            except SSEError as exc:
+                raise _SseUnavailable(str(exc)) from None
+
+    def watch(self, job_id: str, *, deadline: float | None = None) -> Iterator[JobView]:
+        """Every new state of the job until a terminal one (which it yields last). Never gives up
+        on a live job by itself: a job may wait for GPU quota for hours and still finish; pass a
+        `time.monotonic()` deadline to bound it (TimeoutError)."""
+        last_version = -1
+        use_sse = self.transport != "poll"
+        fruitless = 0
+        while True:
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} did not finish in time")
+            if use_sse:
+                delivered = False
+                try:
+                    last_id = str(last_version) if last_version >= 0 else None
+                    for job in self.events(job_id, last_event_id=last_id):
+                        delivered = True
+                        if job.version > last_version or job.status.terminal:
+                            last_version = job.version
+                            yield job
+                        if job.status.terminal:
+                            return
+                        if deadline is not None and time.monotonic() > deadline:
+                            raise TimeoutError(f"job {job_id} did not finish in time")
+                except _SseUnavailable:
+                    if self.transport == "sse":
+                        raise
+                    use_sse = False
+                    continue
+                except httpx.TransportError:
+                    pass  # dropped or silent stream: reconnect and resume from the last version
+                fruitless = 0 if delivered else fruitless + 1
+                if fruitless >= _SSE_ATTEMPTS_BEFORE_POLLING and self.transport == "auto":
+                    use_sse = False
+                time.sleep(min(_BACKOFF_CAP_S, 0.25 * 2**fruitless) if fruitless else 0.1)
+                continue
+            try:
+                job = self.status(job_id)
+            except httpx.TransportError:
+                time.sleep(min(_BACKOFF_CAP_S, self.poll_interval_s * 2))
+                continue
+            if job.version > last_version or job.status.terminal:
+                last_version = job.version
+                yield job
+            if job.status.terminal:
+                return
+            time.sleep(self.poll_interval_s)
 
     def wait(
         self,
         job_id: str,
         *,
-        on_update: Callable[[dict[str, Any]], None] | None = None,
-        poll_s: float = 0.5,
+        on_update: Callable[[JobView], Any] | None = None,
         timeout_s: float | None = None,
-    ) -> dict[str, Any]:
-        """Until the job ends; raises JobFailed unless it succeeded. No time-out by default:
-        a job may wait for GPU quota for hours and still finish."""
+    ) -> JobView:
+        """Until the job ends; returns it if it succeeded, else raises JobFailed/JobCancelled.
+        No time-out by default (see `watch`)."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        last_version = -1
-        while True:
-            job = self.status(job_id)
-            if on_update is not None and job.get("version", 0) != last_version:
-                last_version = job.get("version", 0)
+        job: JobView | None = None
+        for job in self.watch(job_id, deadline=deadline):
+            if on_update is not None:
                 on_update(job)
-            if job["status"] in TERMINAL:
-                if job["status"] != "succeeded":
-                    raise JobFailed(job)
-                return job
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} still {job['status']} after {timeout_s} s")
-            time.sleep(poll_s)
-
-    def result(self, job_id: str, *, fmt: str | None = None) -> bytes:
-        params = {"format": fmt} if fmt else None
-        response = self._http.get(f"/v1/jobs/{job_id}/result", params=params)
-        _raise_for_problem(response)
-        return response.content
-
-    def cancel(self, job_id: str) -> None:
-        _raise_for_problem(self._http.delete(f"/v1/jobs/{job_id}"))
+        assert job is not None
+        if job.status is Status.CANCELLED:
+            raise JobCancelled(job)
+        if job.status is not Status.SUCCEEDED:
+            raise JobFailed(job)
+        return job

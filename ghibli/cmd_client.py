@@ -1,0 +1,385 @@
+"""`ghibli submit`, `ghibli status` and `ghibli cancel`: the API from a terminal.
+
+`submit` uploads every photo first (they then queue and run in parallel on the server), follows
+each job on its own thread through `GhibliClient.wait` (SSE, polling where SSE is unavailable) and
+draws one progress bar per job on stderr. Result paths go to stdout, one per line, so scripts can
+use them; errors go to stderr and make the exit status non-zero.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import click
+
+from jobs.model import Status
+
+if TYPE_CHECKING:
+    # httpx takes half a second to import: `ghibli --help` and the other commands skip it.
+    from ghibli.client import Format, GhibliClient
+    from jobs.wire import JobView
+
+__all__ = ["cancel", "describe", "status", "submit"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+# Jobs followed at once; the rest show as waiting until a follower is free (they run anyway).
+_FOLLOWERS = 16
+
+
+def server_option(fn: F) -> F:
+    return click.option(
+        "--server",
+        default="http://127.0.0.1:8000",
+        show_default=True,
+        envvar="GHIBLI_SERVER",
+        show_envvar=True,
+        help="Base URL of the ingest API.",
+    )(fn)
+
+
+def _local_time(when: datetime) -> str:
+    return when.astimezone().strftime("%H:%M:%S")
+
+
+def describe(job: JobView) -> str:
+    """One line of plain words for a job's state (shared by the bars, the lines and `status`)."""
+    if job.status is Status.QUEUED:
+        return "queued"
+    if job.status is Status.RUNNING:
+        queue = job.queue
+        if queue is not None and queue.rank is not None and job.phase == "in_queue":
+            where = f"#{queue.rank + 1}" + (f" of {queue.size}" if queue.size else "")
+            eta = f", ~{queue.eta_seconds:.0f} s" if queue.eta_seconds is not None else ""
+            return f"in the Space's queue {where}{eta}"
+        return job.phase or "running"
+    if job.status is Status.RETRYING:
+        return f"retrying (attempt {job.attempt + 1})"
+    if job.status is Status.WAITING_FOR_QUOTA:
+        when = f", resumes at {_local_time(job.resume_at)}" if job.resume_at else ""
+        return f"waiting for GPU quota{when}"
+    if job.status is Status.SUCCEEDED:
+        return "done" + (" (reused an identical result)" if job.cache_hit else "")
+    reason = f": {job.error.message}" if job.error else ""
+    return f"{job.status.value}{reason}"
+
+
+# -- progress display ------------------------------------------------------------------------
+
+
+class _Display:
+    """What `submit` shows while jobs run: bars (rich, on a terminal), lines (logs) or nothing."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self._lock = threading.Lock()
+        self._last: dict[str, tuple[str, int]] = {}
+        self._progress: Any = None
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> _Display:
+        if self.mode == "bars":
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                Progress,
+                TaskProgressColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("{task.description}", style="bold"),
+                BarColumn(bar_width=28),
+                TaskProgressColumn(),
+                TimeElapsedColumn(),
+                TextColumn("{task.fields[state]}"),
+                console=Console(stderr=True),
+                refresh_per_second=8,
+            )
+            self._progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def add(self, label: str, job: JobView) -> None:
+        if self._progress is not None:
+            self._tasks[job.id] = self._progress.add_task(label, total=100, state="waiting")
+        self.update(label, job)
+
+    def update(self, label: str, job: JobView) -> None:
+        text = describe(job)
+        percent = int(job.progress * 100)
+        if self._progress is not None:
+            self._progress.update(self._tasks[job.id], completed=percent, state=text)
+            return
+        if self.mode != "lines":
+            return
+        with self._lock:
+            # A line per change of words, or per 10 % of progress: readable in CI logs.
+            previous = self._last.get(job.id)
+            if previous is not None and previous[0] == text and previous[1] // 10 == percent // 10:
+                return
+            self._last[job.id] = (text, percent)
+            click.echo(f"{label}: {percent:3d}% {text}", err=True)
+
+    def message(self, text: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(text, markup=False, highlight=False)
+        else:
+            click.echo(text, err=True)
+
+
+# -- submit ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Work:
+    photo: Path
+    job: JobView
+    target: Path | None = None
+    error: str = ""
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+def _output_path(photo: Path, output: Path | None, count: int, ext: str, taken: set[Path]) -> Path:
+    if output is not None and count == 1 and output.suffix:
+        return output
+    folder = output if output is not None else photo.parent
+    target = folder / f"{photo.stem}.ghibli{ext}"
+    n = 2
+    while target in taken:  # two photos with one name from different folders
+        target = folder / f"{photo.stem}.ghibli-{n}{ext}"
+        n += 1
+    taken.add(target)
+    return target
+
+
+@click.command()
+@click.argument(
+    "photos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output file (one photo) or directory; default: next to each photo.",
+)
+@server_option
+@click.option(
+    "--prompt",
+    default=None,
+    envvar="GHIBLI_PROMPT",
+    show_envvar=True,
+    help="Prompt; default: the Ghibli prompt.",
+)
+@click.option(
+    "--width",
+    type=int,
+    default=None,
+    envvar="GHIBLI_WIDTH",
+    show_envvar=True,
+    help="256-1024, step 64; default keeps the photo's aspect ratio.",
+)
+@click.option(
+    "--height",
+    type=int,
+    default=None,
+    envvar="GHIBLI_HEIGHT",
+    show_envvar=True,
+    help="256-1024, step 64; default keeps the photo's aspect ratio.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    envvar="GHIBLI_SEED",
+    show_envvar=True,
+    help="0-4294967295; default random (printed).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jpeg", "png", "webp"]),
+    default=None,
+    help="Format of the written pictures; default: as the server stores them (webp).",
+)
+@click.option(
+    "--progress",
+    type=click.Choice(["auto", "bars", "lines", "none"]),
+    default="auto",
+    show_default=True,
+    envvar="GHIBLI_PROGRESS",
+    show_envvar=True,
+    help="Bars on a terminal (auto), one line per change (logs), or nothing.",
+)
+@click.option("--detach", is_flag=True, help="Only submit: print each job's id and return.")
+def submit(
+    photos: tuple[Path, ...],
+    output: Path | None,
+    server: str,
+    prompt: str | None,
+    width: int | None,
+    height: int | None,
+    seed: int | None,
+    fmt: str | None,
+    progress: str,
+    detach: bool,
+) -> None:
+    """Upload photos, follow their jobs with a progress bar each, and write the results."""
+    from ghibli.client import ApiError, GhibliClient
+
+    mode = progress if progress != "auto" else ("bars" if sys.stderr.isatty() else "lines")
+    failed = 0
+    works: list[_Work] = []
+    with GhibliClient(server) as client, _Display(mode) as display:
+        for photo in photos:
+            try:
+                job = client.submit(photo, prompt=prompt, width=width, height=height, seed=seed)
+            except ApiError as exc:
+                display.message(f"{photo}: rejected: {exc}")
+                failed += 1
+                continue
+            if detach:
+                click.echo(job.id)
+                continue
+            display.message(
+                f"{photo}: job {job.id} ({job.params.width}x{job.params.height}, seed {job.params.seed})"
+            )
+            works.append(_Work(photo, job))
+            display.add(photo.name, job)
+        if works:
+            failed += _follow(client, display, works, output, cast("Format | None", fmt), len(photos))
+    sys.exit(1 if failed else 0)
+
+
+def _follow(
+    client: GhibliClient,
+    display: _Display,
+    works: list[_Work],
+    output: Path | None,
+    fmt: Format | None,
+    count: int,
+) -> int:
+    from ghibli.client import FORMATS, ApiError, JobFailed, extension_for
+
+    pending = list(works)
+    pending_lock = threading.Lock()
+    taken: set[Path] = set()
+
+    def run_one(work: _Work) -> None:
+        try:
+            job = client.wait(work.job.id, on_update=lambda j: display.update(work.photo.name, j))
+            data = client.result(job.id, fmt=fmt)
+            stored = job.result.content_type if job.result is not None else "image/webp"
+            ext = extension_for(FORMATS[fmt] if fmt else stored)
+            with pending_lock:
+                work.target = _output_path(work.photo, output, count, ext, taken)
+            work.target.parent.mkdir(parents=True, exist_ok=True)
+            work.target.write_bytes(data)
+        except (ApiError, JobFailed, OSError) as exc:
+            work.error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - one job's surprise must not hide the others
+            work.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            work.done.set()
+
+    def follower() -> None:
+        while True:
+            with pending_lock:
+                if not pending:
+                    return
+                work = pending.pop(0)
+            run_one(work)
+
+    threads = [threading.Thread(target=follower, daemon=True) for _ in range(min(_FOLLOWERS, len(works)))]
+    for thread in threads:
+        thread.start()
+    failed = 0
+    try:
+        for work in works:
+            while not work.done.wait(0.2):  # short waits keep Ctrl-C responsive
+                pass
+            if work.error:
+                failed += 1
+                display.message(f"{work.photo}: {work.error}")
+            else:
+                click.echo(str(work.target))
+    except KeyboardInterrupt:
+        left = [w.job.id for w in works if not w.done.is_set()]
+        display.message("interrupted; these jobs go on (see `ghibli status ID`): " + " ".join(left))
+        sys.exit(130)
+    return failed
+
+
+# -- status, cancel ------------------------------------------------------------------------------
+
+
+def _print_status(job: JobView, client: GhibliClient) -> None:
+    p = job.params
+    lines = [
+        f"{job.id}  {job.status.value}  {job.progress:.0%}  {describe(job)}",
+        f"  {p.width}x{p.height}, seed {p.seed}, prompt: {p.prompt}",
+        f"  created {job.created_at.astimezone():%Y-%m-%d %H:%M:%S}"
+        + (f", finished {job.finished_at.astimezone():%H:%M:%S}" if job.finished_at else ""),
+    ]
+    if job.error is not None:
+        lines.append(f"  error: {job.error.message} ({job.error.code})")
+    if job.result is not None:
+        lines.append(f"  result: {client.server}{job.result.url}")
+    lines.append(f"  page: {client.page_url(job.id)}")
+    click.echo("\n".join(lines))
+
+
+@click.command()
+@click.argument("job_ids", nargs=-1, required=True)
+@server_option
+@click.option("--json", "as_json", is_flag=True, help="Print each job's status JSON, one per line.")
+def status(job_ids: tuple[str, ...], server: str, as_json: bool) -> None:
+    """Show jobs' status: state, progress, queue position, error or result link."""
+    import msgspec
+
+    from ghibli.client import ApiError, GhibliClient
+
+    failed = 0
+    with GhibliClient(server) as client:
+        for job_id in job_ids:
+            try:
+                job = client.status(job_id)
+            except ApiError as exc:
+                click.echo(f"{job_id}: {exc}", err=True)
+                failed += 1
+                continue
+            if as_json:
+                click.echo(msgspec.json.encode(job).decode())
+            else:
+                _print_status(job, client)
+    sys.exit(1 if failed else 0)
+
+
+@click.command()
+@click.argument("job_ids", nargs=-1, required=True)
+@server_option
+def cancel(job_ids: tuple[str, ...], server: str) -> None:
+    """Cancel jobs and erase them and their pictures."""
+    from ghibli.client import ApiError, GhibliClient
+
+    failed = 0
+    with GhibliClient(server) as client:
+        for job_id in job_ids:
+            try:
+                client.cancel(job_id)
+            except ApiError as exc:
+                click.echo(f"{job_id}: {exc}", err=True)
+                failed += 1
+                continue
+            click.echo(f"{job_id}: cancelled and erased")
+    sys.exit(1 if failed else 0)
