@@ -43,7 +43,20 @@ CONSUMER = (
     "retry_cap_seconds",
     "metrics_port",
 )
-INGEST = ("host", "port", "ingest_workers", "max_upload_bytes", "max_pixels")
+INGEST = (
+    "host",
+    "port",
+    "ingest_workers",
+    "max_upload_bytes",
+    "max_pixels",
+    "max_backlog",
+    "rate_limit_submits",
+    "rate_limit_requests",
+    "trusted_proxies",
+    "idempotency_ttl_seconds",
+    "result_cache",
+    "sse_keepalive_seconds",
+)
 
 
 def settings_options(*names: str) -> Callable[[F], F]:
@@ -170,6 +183,8 @@ def ingest(**values: Any) -> None:
         log_level="warning",
         # Open SSE streams would otherwise hold shutdown forever.
         timeout_graceful_shutdown=5,
+        # X-Forwarded-For is read by ingest itself, from GHIBLI_TRUSTED_PROXIES only (ingest/client_ip.py).
+        proxy_headers=False,
         access_log=False,
     )
 

@@ -1,8 +1,10 @@
 """Upload checks and the normalized copy of a photo that the pipeline stores.
 
-The type is detected from the bytes, never the name or header. The size in pixels is read from the
-header before any full decode, so a decompression bomb is refused cheaply. The stored copy is
-upright RGB with no metadata at all (EXIF, GPS, ICC).
+The type is detected from the bytes, never the name or header, and only that format's decoder is
+allowed to open it. The size in pixels is read from the header before any full decode, so a
+decompression bomb is refused cheaply. The stored copy is upright 8-bit sRGB with no metadata at all
+(EXIF, GPS, XMP, ICC): CMYK, palette, 16-bit and alpha (composited on white) become RGB, animated
+images keep their first frame, and an embedded colour profile is applied before it is dropped.
 """
 
 from __future__ import annotations
@@ -12,13 +14,28 @@ import io
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+import pillow_heif
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
-__all__ = ["NormalizedPhoto", "PhotoRejected", "normalize_photo", "sniff_type"]
+__all__ = ["ACCEPTED_TYPES", "NormalizedPhoto", "PhotoRejected", "normalize_photo", "sniff_type"]
 
-ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+pillow_heif.register_heif_opener()
+
+# Media type -> the one Pillow decoder allowed to open it.
+ACCEPTED_TYPES = {
+    "image/jpeg": "JPEG",
+    "image/png": "PNG",
+    "image/webp": "WEBP",
+    "image/gif": "GIF",
+    "image/heic": "HEIF",
+    "image/heif": "HEIF",
+}
+_HEIC_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs")
+_HEIF_BRANDS = (b"mif1", b"msf1", b"mif2")
 # The Space conditions on 512 px and paints at most 1024 px; keeping 2048 leaves headroom.
 STORED_MAX_SIDE = 2048
+MIN_SIDE = 16
+_SRGB = ImageCms.createProfile("sRGB")
 
 
 class PhotoRejected(Exception):
@@ -39,17 +56,20 @@ class NormalizedPhoto:
 
 
 def sniff_type(head: bytes) -> str | None:
-    """The image type from magic bytes, or None."""
+    """The image type from magic bytes (the first 32 are enough), or None."""
     if head.startswith(b"\xff\xd8\xff"):
         return "image/jpeg"
     if head.startswith(b"\x89PNG\r\n\x1a\n"):
         return "image/png"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image/webp"
-    if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"heim", b"hevc"):
-        return "image/heic"
     if head[:6] in (b"GIF87a", b"GIF89a"):
         return "image/gif"
+    if head[4:8] == b"ftyp":
+        if head[8:12] in _HEIC_BRANDS:
+            return "image/heic"
+        if head[8:12] in _HEIF_BRANDS:
+            return "image/heif"
     return None
 
 
@@ -58,40 +78,34 @@ def normalize_photo(data: bytes, *, max_pixels: int) -> NormalizedPhoto:
     if not data:
         raise PhotoRejected(422, "empty_image", "The uploaded file is empty.")
     kind = sniff_type(data[:32])
-    if kind not in ACCEPTED_FORMATS.values():
+    if kind is None:
         raise PhotoRejected(
-            415, "unsupported_image_type", "Upload a JPEG, PNG or WebP photo (detected from its bytes)."
+            415,
+            "unsupported_image_type",
+            "Upload a JPEG, PNG, WebP, GIF or HEIC/HEIF photo; this file is none of them "
+            "(the type is read from its bytes, not its name).",
         )
     with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        # Our own pixel limit is checked below; Pillow's warning threshold is not ours.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
-            with Image.open(io.BytesIO(data), formats=list(ACCEPTED_FORMATS)) as img:
-                width, height = img.size
-                if width * height > max_pixels:
-                    raise PhotoRejected(
-                        422,
-                        "image_too_large",
-                        f"The photo has {width}x{height} pixels; at most {max_pixels:,} are accepted.",
-                    )
-                if width < 16 or height < 16:
-                    raise PhotoRejected(
-                        422, "image_too_small", f"The photo is {width}x{height}; at least 16x16 is needed."
-                    )
+            with Image.open(io.BytesIO(data), formats=[ACCEPTED_TYPES[kind]]) as img:
+                _check_size(*img.size, max_pixels=max_pixels)
                 img.seek(0)  # animated: the first frame
                 img.load()
-                rgb = _to_rgb(ImageOps.exif_transpose(img))
+                rgb = _to_srgb(ImageOps.exif_transpose(img))
         except PhotoRejected:
             raise
-        except (
-            UnidentifiedImageError,
-            OSError,
-            SyntaxError,
-            ValueError,
-            Image.DecompressionBombError,
-            Image.DecompressionBombWarning,
-        ) as exc:
+        except Image.DecompressionBombError:
             raise PhotoRejected(
-                422, "image_unreadable", f"The photo could not be read ({type(exc).__name__})."
+                422, "too_many_pixels", f"The photo has more than {max_pixels:,} pixels."
+            ) from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise PhotoRejected(
+                422,
+                "image_unreadable",
+                f"The {kind.split('/')[1].upper()} file could not be decoded; it may be truncated "
+                f"or damaged ({type(exc).__name__}).",
             ) from None
     rgb.thumbnail((STORED_MAX_SIDE, STORED_MAX_SIDE), Image.Resampling.LANCZOS)
     out = io.BytesIO()
@@ -106,11 +120,41 @@ def normalize_photo(data: bytes, *, max_pixels: int) -> NormalizedPhoto:
     )
 
 
-def _to_rgb(img: Image.Image) -> Image.Image:
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+def _check_size(width: int, height: int, *, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise PhotoRejected(
+            422,
+            "too_many_pixels",
+            f"The photo has {width}x{height} = {width * height:,} pixels; "
+            f"at most {max_pixels:,} are accepted.",
+        )
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise PhotoRejected(
+            422,
+            "image_too_small",
+            f"The photo is {width}x{height} pixels; at least {MIN_SIDE}x{MIN_SIDE} is needed.",
+        )
+
+
+def _to_srgb(img: Image.Image) -> Image.Image:
+    """8-bit RGB in sRGB, whatever the mode and colour profile."""
+    icc = img.info.get("icc_profile")
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        img = img.point(lambda v: v / 256).convert("L")  # 16-bit samples to 8-bit
+    elif img.mode == "F":
+        img = img.convert("L")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
-    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        return img.point(lambda v: v / 256).convert("L").convert("RGB")
+        img = Image.alpha_composite(white, rgba)
+    if icc and img.mode in ("RGB", "RGBA", "CMYK", "L"):
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            converted = ImageCms.profileToProfile(
+                img.convert("RGB") if img.mode == "RGBA" else img, source, _SRGB, outputMode="RGB"
+            )
+            if converted is not None:
+                return converted
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass  # a broken or mismatched profile: fall back to the plain conversion below
     return img.convert("RGB")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+from litestar import Request, Response
 from litestar.exceptions import HTTPException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins.problem_details import (
     ProblemDetailsConfig,
     ProblemDetailsException,
@@ -13,7 +16,14 @@ from litestar.plugins.problem_details import (
 
 from jobs.logs import get_logger
 
-__all__ = ["Problem", "problem_details_plugin"]
+__all__ = [
+    "Problem",
+    "ProblemDocument",
+    "problem_details_handler",
+    "problem_details_plugin",
+    "problem_responses",
+    "to_problem",
+]
 
 log = get_logger("ingest.problems")
 
@@ -57,6 +67,46 @@ class Problem(ProblemDetailsException):
         self.code = code
 
 
+class ProblemDocument(msgspec.Struct, kw_only=True):
+    """RFC 9457 problem details as this API sends them (`application/problem+json`)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str  # stable, machine-readable: switch on this, not on the wording
+    field: str | None = None  # the form field or parameter at fault
+    job_status: str | None = None
+    errors: list[dict[str, Any]] | None = None  # request validation: one entry per bad value
+    error: str | None = None  # the compatibility routes: what the old product's clients read
+
+
+_DESCRIPTIONS = {
+    400: "The request is malformed (validation details in `errors`).",
+    404: "No such job: it never existed, expired or was deleted.",
+    409: "The job has no result (yet).",
+    410: "The result has expired.",
+    413: "The upload is larger than the configured limit.",
+    415: "The upload is not a JPEG, PNG, WebP, GIF or HEIC/HEIF image (detected from its bytes).",
+    422: "A parameter or the photo is not acceptable (`code` and `field` say which).",
+    429: "Too many requests from this client; retry after `Retry-After` seconds.",
+    503: "Overloaded or not ready; retry after `Retry-After` seconds.",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI documentation of the problem documents a handler can answer with."""
+    return {
+        status: ResponseSpec(
+            data_container=ProblemDocument,
+            description=_DESCRIPTIONS.get(status, "A problem document."),
+            media_type="application/problem+json",
+            generate_examples=False,
+        )
+        for status in statuses
+    }
+
+
 def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:
     if isinstance(exc, ProblemDetailsException):
         return exc
@@ -64,7 +114,7 @@ def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:
     extra: dict[str, Any] = {}
     if exc.extra:
         # Litestar's validation errors: a list of {message, key, source}; safe to show.
-        extra["errors"] = exc.extra
+        extra["errors"] = exc.extra if isinstance(exc.extra, list) else [exc.extra]
     detail = exc.detail if exc.status_code < 500 else "The server failed; it has been logged."
     return Problem(exc.status_code, code, detail, detail, headers=exc.headers, **extra)
 
@@ -72,6 +122,17 @@ def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:
 def _from_unexpected(exc: Exception) -> ProblemDetailsException:
     log.error("unhandled error", exc_info=exc)
     return Problem(500, "internal_error", "Internal server error", "The server failed; it has been logged.")
+
+
+def to_problem(exc: Exception) -> ProblemDetailsException:
+    if isinstance(exc, HTTPException):
+        return _from_http_exception(exc)
+    return _from_unexpected(exc)
+
+
+def problem_details_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """An exception handler for layers that post-process problem documents (e.g. the compat routes)."""
+    return to_problem(exc).to_response(request)
 
 
 def problem_details_plugin() -> ProblemDetailsPlugin:

@@ -2,22 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import cast
 
+import anyio
 from litestar import Litestar
 from litestar.datastructures import State
 from redis.asyncio import Redis
 
+from ingest.client_ip import ClientAddress
 from jobs.blobs import BlobStore, open_blob_store
+from jobs.events import EventsHub
 from jobs.keys import Keys
+from jobs.ratelimit import RateLimiter
 from jobs.redis_conn import connect
 from jobs.settings import Settings
 from jobs.store import JobStore
+from jobs.submit import Submissions
 
-__all__ = ["Services", "provide_services", "services_lifespan"]
+__all__ = ["Services", "provide_services", "services_from_state", "services_lifespan"]
+
+# Request handlers share this pool; the events reader holds one connection of it for good.
+REDIS_POOL_SIZE = 64
 
 
 @dataclass(slots=True)
@@ -26,6 +34,10 @@ class Services:
     redis: Redis
     store: JobStore
     blobs: BlobStore
+    submissions: Submissions
+    limiter: RateLimiter
+    events: EventsHub
+    client_address: ClientAddress
 
     @property
     def keys(self) -> Keys:
@@ -34,28 +46,47 @@ class Services:
 
 def open_services(settings: Settings) -> Services:
     keys = Keys(settings.key_prefix, settings.stream_name, settings.group_name)
-    redis = connect(settings.redis_url, name="ingest")
+    redis = connect(settings.redis_url, max_connections=REDIS_POOL_SIZE, name="ingest")
+    store = JobStore(redis, keys, job_ttl_s=settings.job_ttl_seconds, blob_ttl_s=settings.blob_ttl_seconds)
+    blobs = open_blob_store(redis, keys, settings.blob_dir)
     return Services(
         settings=settings,
         redis=redis,
-        store=JobStore(redis, keys, job_ttl_s=settings.job_ttl_seconds, blob_ttl_s=settings.blob_ttl_seconds),
-        blobs=open_blob_store(redis, keys, settings.blob_dir),
+        store=store,
+        blobs=blobs,
+        submissions=Submissions(
+            store,
+            blobs,
+            idempotency_ttl_s=settings.idempotency_ttl_seconds,
+            result_cache=settings.result_cache,
+        ),
+        limiter=RateLimiter(redis, keys),
+        events=EventsHub(redis, keys),
+        client_address=ClientAddress(settings.trusted_proxies),
     )
 
 
-def services_lifespan(settings: Settings):  # type: ignore[no-untyped-def]
+def services_lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = open_services(settings)
         app.state.services = services
         try:
             await services.store.ensure_group()
-            yield
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(services.events.run)
+                yield
+                tg.cancel_scope.cancel()
         finally:
-            await services.redis.aclose()
+            with anyio.CancelScope(shield=True):
+                await services.redis.aclose()
 
     return lifespan
 
 
-async def provide_services(state: State) -> Services:
+def services_from_state(state: State) -> Services:
     return cast("Services", state.services)
+
+
+async def provide_services(state: State) -> Services:
+    return services_from_state(state)

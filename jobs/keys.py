@@ -66,3 +66,7 @@ class Keys:
 
     def result_cache(self, digest: str) -> str:
         return f"{self.prefix}cache:{digest}"
+
+    def rate_limit(self, bucket: str) -> str:
+        """Token bucket of one client (a hash of its address or key id), shared by all ingest processes."""
+        return f"{self.prefix}rl:{bucket}"

@@ -7,6 +7,7 @@ the process with a message that names the variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import socket
@@ -97,6 +98,50 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_pixels: Annotated[int, _m("GHIBLI_MAX_PIXELS", "Largest accepted photo, in pixels.", ge=1)] = (
         40_000_000
     )
+    max_backlog: Annotated[
+        int,
+        _m(
+            "GHIBLI_MAX_BACKLOG",
+            "Unfinished queued work (stream lag + pending + delayed retries) above which "
+            "submissions get 503 + Retry-After; 0 turns the check off.",
+            ge=0,
+        ),
+    ] = 1_000
+    rate_limit_submits: Annotated[
+        int,
+        _m(
+            "GHIBLI_RATE_LIMIT_SUBMITS",
+            "Submissions per client per minute (token bucket, shared by all ingest processes); 0 = off.",
+            ge=0,
+        ),
+    ] = 30
+    rate_limit_requests: Annotated[
+        int,
+        _m(
+            "GHIBLI_RATE_LIMIT_REQUESTS",
+            "Other API requests per client per minute (status, events, results); 0 = off.",
+            ge=0,
+        ),
+    ] = 600
+    trusted_proxies: Annotated[
+        str,
+        _m(
+            "GHIBLI_TRUSTED_PROXIES",
+            "Comma list of proxy addresses/CIDRs whose X-Forwarded-For is believed; empty trusts none.",
+        ),
+    ] = ""
+    idempotency_ttl_seconds: Annotated[
+        int,
+        _m("GHIBLI_IDEMPOTENCY_TTL_SECONDS", "How long an Idempotency-Key maps to its job.", ge=60),
+    ] = 86_400
+    result_cache: Annotated[
+        bool,
+        _m("GHIBLI_RESULT_CACHE", "Reuse the result of the same photo with the same parameters and seed."),
+    ] = True
+    sse_keepalive_seconds: Annotated[
+        float,
+        _m("GHIBLI_SSE_KEEPALIVE_SECONDS", "Interval of the keep-alive comments on open SSE streams.", gt=0),
+    ] = 15.0
     admin_secret: Annotated[
         str, _m("ADMIN_SECRET", "Bearer secret of the admin routes; empty disables them.")
     ] = ""
@@ -116,6 +161,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             raise ValueError("GHIBLI_LOG_FORMAT must be auto, json or console")
         if not re.fullmatch(r"(redis|rediss|unix)://.+", self.redis_url):
             raise ValueError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        for proxy in filter(None, (p.strip() for p in self.trusted_proxies.split(","))):
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"GHIBLI_TRUSTED_PROXIES: {proxy!r} is not an address or CIDR") from None
 
     def __repr__(self) -> str:
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in self.redacted().items())})"

@@ -1,0 +1,51 @@
+"""Who a request comes from, for rate limits: the socket peer, or X-Forwarded-For behind trusted proxies.
+
+X-Forwarded-For is believed only when the peer is a configured proxy (GHIBLI_TRUSTED_PROXIES), and
+then read from the right: each trusted proxy appends the address it saw, so the first address from
+the right that is not a trusted proxy is the client. Anything to its left is whatever the client
+chose to send and is ignored. (uvicorn's own proxy-header rewriting is turned off by `ghibli
+ingest`, so this is the one place that decides.)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from litestar.types import Scope
+
+__all__ = ["ClientAddress"]
+
+_Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ClientAddress:
+    def __init__(self, trusted_proxies: str = "") -> None:
+        self._trusted: tuple[_Network, ...] = tuple(
+            ipaddress.ip_network(p.strip(), strict=False) for p in trusted_proxies.split(",") if p.strip()
+        )
+
+    def _is_trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self._trusted)
+
+    def __call__(self, scope: Scope) -> str:
+        client = scope.get("client")
+        peer = client[0] if client else "unknown"
+        if not self._trusted or not self._is_trusted(peer):
+            return peer
+        hops = [
+            hop.strip()
+            for name, value in scope.get("headers", ())
+            if name.lower() == b"x-forwarded-for"
+            for hop in value.decode("latin-1").split(",")
+            if hop.strip()
+        ]
+        for hop in reversed(hops):
+            if not self._is_trusted(hop):
+                return hop
+        return hops[0] if hops else peer

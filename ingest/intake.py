@@ -1,0 +1,124 @@
+"""From a multipart form to an accepted job: the one submission path of /v1/jobs and the compat route.
+
+Cheap checks run first (parameters, size, Idempotency-Key replay), the photo is decoded only when
+the request can still be accepted, and every refusal is counted by its problem code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import anyio.to_thread
+import msgspec
+from litestar.datastructures import UploadFile
+
+from ingest.images import PhotoRejected, normalize_photo
+from ingest.params import JobForm, parse_form
+from ingest.problems import Problem
+from ingest.services import Services
+from jobs.model import new_job_id
+from jobs.submit import Accepted, IdempotencyConflict, idempotency_digest, request_fingerprint
+from jobs.wire import JobView
+from metrics.definitions import JOBS_DEDUPLICATED, JOBS_REJECTED, JOBS_SUBMITTED
+
+__all__ = ["IDEMPOTENCY_KEY_MAX", "accept_submission", "accepted_view"]
+
+_PHOTO_TITLES = {413: "Upload too large", 415: "Unsupported image type", 422: "Photo not accepted"}
+IDEMPOTENCY_KEY_MAX = 255
+_IDEMPOTENCY_KEY = re.compile(rf"[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}")
+
+
+async def accept_submission(
+    services: Services, form: JobForm, *, idempotency_key: str | None = None, scope: str = ""
+) -> Accepted:
+    """Validate, deduplicate and queue one submission; raises Problem for anything refused.
+
+    `scope` separates Idempotency-Keys of different callers (an API key id, when there are keys).
+    """
+    try:
+        accepted = await _accept(services, form, idempotency_key, scope)
+    except Problem as problem:
+        JOBS_REJECTED.labels(reason=problem.code).inc()
+        raise
+    if accepted.outcome == "replay":
+        JOBS_DEDUPLICATED.labels(kind="idempotency").inc()
+    else:
+        JOBS_SUBMITTED.inc()
+        if accepted.outcome == "cache_hit":
+            JOBS_DEDUPLICATED.labels(kind="cache").inc()
+    return accepted
+
+
+async def _accept(services: Services, form: JobForm, idempotency_key: str | None, scope: str) -> Accepted:
+    settings = services.settings
+    requested = parse_form(form)
+    raw = await _read_upload(form.image, settings.max_upload_bytes)
+    fingerprint = request_fingerprint(hashlib.sha256(raw).hexdigest(), form.text_fields())
+    idem: str | None = None
+    if idempotency_key is not None:
+        if not _IDEMPOTENCY_KEY.fullmatch(idempotency_key):
+            raise Problem(
+                400,
+                "invalid_idempotency_key",
+                "Bad Idempotency-Key",
+                f"The Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters.",
+            )
+        idem = idempotency_digest(idempotency_key, scope)
+        try:
+            prior = await services.submissions.prior(idem, fingerprint)
+        except IdempotencyConflict as exc:
+            raise _conflict(exc) from None
+        if prior is not None:
+            return prior
+    try:
+        photo = await anyio.to_thread.run_sync(lambda: normalize_photo(raw, max_pixels=settings.max_pixels))
+    except PhotoRejected as exc:
+        raise Problem(exc.status, exc.code, _PHOTO_TITLES[exc.status], exc.message, field="image") from None
+    params = requested.resolve(photo.width, photo.height)
+    try:
+        return await services.submissions.submit(
+            new_job_id(),
+            params,
+            photo=photo.data,
+            input_digest=photo.digest,
+            idem_digest=idem,
+            fingerprint=fingerprint,
+        )
+    except IdempotencyConflict as exc:
+        raise _conflict(exc) from None
+
+
+def _conflict(exc: IdempotencyConflict) -> Problem:
+    return Problem(
+        422,
+        "idempotency_key_reused",
+        "Idempotency-Key already used for another request",
+        "This Idempotency-Key was already used with a different photo or different parameters; "
+        "use a new key for a new request.",
+    )
+
+
+async def _read_upload(upload: UploadFile | None, max_bytes: int) -> bytes:
+    if upload is None:
+        raise Problem(
+            422, "missing_image", "Attach the photo as the multipart file field 'image'.", field="image"
+        )
+    try:
+        data = await upload.read(max_bytes + 1)
+    finally:
+        await upload.close()
+    if len(data) > max_bytes:
+        raise Problem(
+            413,
+            "payload_too_large",
+            "Upload too large",
+            f"The photo is larger than {max_bytes:,} bytes.",
+            field="image",
+        )
+    return data
+
+
+def accepted_view(accepted: Accepted) -> JobView:
+    """The 202 body as a typed view, decoded from the stored bytes so a replay is the same document."""
+    return msgspec.json.decode(accepted.body, type=JobView)

@@ -1,0 +1,96 @@
+"""Live job progress as Server-Sent Events.
+
+The contract the web page and the CLI are built on (keep it exactly):
+- `event: status`, `id: <job version>`, `data: <the status JSON of GET /v1/jobs/{id}>`;
+- first the current snapshot, then every change; the stream ends after a terminal state;
+- a `: ping` comment line every GHIBLI_SSE_KEEPALIVE_SECONDS (15 s) so proxies keep it open;
+- `Last-Event-ID: v` (sent by EventSource on reconnect): the snapshot is sent only if the job's
+  version is above v, otherwise the stream waits for the next change (or ends if the job is over).
+
+Changes come from the process's one events reader (jobs/events.py), never from a Redis read per
+viewer; on every keep-alive the viewer also re-reads its job once, so a change the reader missed
+while Redis was away is still delivered.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import msgspec
+from litestar import get
+from litestar.di import NamedDependency
+from litestar.params import FromPath, Parameter
+from litestar.response import ServerSentEventMessage, Stream
+
+from ingest.jobs_api import job_or_404
+from ingest.problems import problem_responses
+from ingest.services import Services
+from jobs.events import EventsHub
+from jobs.model import JobRecord
+from jobs.wire import job_view
+
+__all__ = ["job_events"]
+
+PING = b": ping\r\n\r\n"
+_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def encode_status(record: JobRecord) -> bytes:
+    data = msgspec.json.encode(job_view(record)).decode()
+    return ServerSentEventMessage(data=data, event="status", id=record.version).encode()
+
+
+def _last_event_id(raw: str | None) -> int:
+    try:
+        return int(raw.strip()) if raw else 0
+    except ValueError:
+        return 0  # not one of ours: start from the snapshot
+
+
+async def status_stream(hub: EventsHub, job_id: str, after: int, keepalive_s: float) -> AsyncIterator[bytes]:
+    with hub.watch(job_id) as watch:  # registered before the snapshot read: no change slips between
+        record = await hub.read(job_id)
+        sent = after
+        while record is not None:
+            if record.version > sent:
+                yield encode_status(record)
+                sent = record.version
+            if record.status.terminal:
+                return
+            if await watch.changed(keepalive_s):
+                if watch.gone:
+                    return
+                if watch.latest is not None and watch.latest.version > record.version:
+                    record = watch.latest
+            else:
+                yield PING
+                fresh = await hub.read(job_id)
+                if fresh is None or fresh.version > record.version:
+                    record = fresh
+
+
+@get(
+    "/v1/jobs/{job_id:str}/events",
+    summary="Live status of a job (Server-Sent Events)",
+    description="`event: status` with `id:` the job's version and `data:` the status JSON, first the "
+    "current snapshot and then every change, ending after a terminal state; `: ping` comments keep the "
+    "connection alive. Reconnect with `Last-Event-ID` to receive only newer states.",
+    tags=["jobs"],
+    media_type="text/event-stream",
+    response_description="An event stream",
+    responses=problem_responses(400, 404, 429),
+)
+async def job_events(
+    job_id: FromPath[str],
+    services: NamedDependency[Services],
+    last_event_id: Annotated[
+        str | None,
+        Parameter(header="Last-Event-ID", required=False, description="The last `id:` you received."),
+    ] = None,
+) -> Stream:
+    await job_or_404(services, job_id)
+    stream = status_stream(
+        services.events, job_id, _last_event_id(last_event_id), services.settings.sse_keepalive_seconds
+    )
+    return Stream(stream, media_type="text/event-stream", headers=_HEADERS)

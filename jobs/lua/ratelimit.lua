@@ -1,0 +1,21 @@
+-- One request against a client's token bucket (GCRA: a single "theoretical arrival time" per
+-- client). Up to `capacity` requests at once, then one per `interval_ms`. Atomic, so every ingest
+-- process shares the same count; the clock is the Redis server's, so processes need not agree on time.
+-- KEYS: bucket   ARGV: interval_ms, capacity
+-- Returns {allowed (1|0), remaining, retry_after_ms}.
+local interval = tonumber(ARGV[1])
+local capacity = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then
+  tat = now
+end
+local new_tat = tat + interval
+local tolerance = interval * capacity
+local allow_at = new_tat - tolerance
+if now < allow_at then
+  return {0, 0, allow_at - now}
+end
+redis.call('SET', KEYS[1], new_tat, 'PX', new_tat - now)
+return {1, math.floor((tolerance - (new_tat - now)) / interval), 0}
