@@ -12,7 +12,7 @@ from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Operation
-from litestar.params import FromPath, MultipartBody, Parameter
+from litestar.params import FromPath, HeaderParameter, MultipartBody, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
 from ingest.intake import accept_submission, accepted_view
@@ -40,8 +40,8 @@ JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 IdempotencyKey = Annotated[
     str | None,
-    Parameter(
-        header="Idempotency-Key",
+    HeaderParameter(
+        name="Idempotency-Key",
         required=False,
         description="Any unique string (1-255 visible ASCII): the same key with the same request within "
         "24 h returns the same job; with a different photo or parameters it is refused (422).",
@@ -140,13 +140,13 @@ class JobsController(Controller):
         services: NamedDependency[Services],
         fmt: Annotated[
             ResultFormat | None,
-            Parameter(query="format", required=False, description="Convert to png, jpeg or webp."),
+            QueryParameter(name="format", required=False, description="Convert to png, jpeg or webp."),
         ] = None,
         download: Annotated[
-            bool, Parameter(query="download", description="Ask the browser to save it (attachment).")
+            bool, QueryParameter(name="download", description="Ask the browser to save it (attachment).")
         ] = False,
         if_none_match: Annotated[
-            str | None, Parameter(header="If-None-Match", required=False, description="ETag(s) you hold.")
+            str | None, HeaderParameter(name="If-None-Match", required=False, description="ETag(s) you hold.")
         ] = None,
     ) -> Response[bytes]:
         record = await job_or_404(services, job_id)

@@ -20,7 +20,7 @@ from typing import Annotated
 import msgspec
 from litestar import get
 from litestar.di import NamedDependency
-from litestar.params import FromPath, Parameter
+from litestar.params import FromPath, HeaderParameter
 from litestar.response import ServerSentEventMessage, Stream
 
 from ingest.jobs_api import job_or_404
@@ -86,7 +86,7 @@ async def job_events(
     services: NamedDependency[Services],
     last_event_id: Annotated[
         str | None,
-        Parameter(header="Last-Event-ID", required=False, description="The last `id:` you received."),
+        HeaderParameter(name="Last-Event-ID", required=False, description="The last `id:` you received."),
     ] = None,
 ) -> Stream:
     await job_or_404(services, job_id)
