@@ -21,6 +21,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 COMMON = (
     "redis_url",
+    "redis_password_file",
     "key_prefix",
     "stream_name",
     "group_name",
@@ -262,6 +263,7 @@ def space(host: str, port: int, engine: str, delay: float, jitter: float, concur
 
 
 # Commands that live in their own modules (ghibli/cmd_*.py) register here, one line each.
+cli.add_command(__import__("ghibli.cmd_doctor").cmd_doctor.doctor)
 cli.add_command(cmd_client.submit)
 cli.add_command(cmd_client.status)
 cli.add_command(cmd_client.cancel)

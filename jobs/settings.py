@@ -13,7 +13,9 @@ import re
 import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import msgspec
 from msgspec import Meta
@@ -32,6 +34,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     redis_url: Annotated[str, _m("REDIS_URL", "Redis URL (redis:// or rediss://).")] = (
         "redis://127.0.0.1:6379/0"
     )
+    redis_password_file: Annotated[
+        str,
+        _m(
+            "REDIS_PASSWORD_FILE",
+            "File holding the Redis password (a container secret); replaces the password in REDIS_URL.",
+        ),
+    ] = ""
     key_prefix: Annotated[
         str,
         _m("GHIBLI_KEY_PREFIX", "Prefix of every Redis key; a {hash tag} so one slot holds all."),
@@ -250,7 +259,7 @@ def load_settings(
         if value is not None:
             raw[name] = value
     try:
-        return msgspec.convert(raw, Settings, strict=False)
+        return _with_redis_password(msgspec.convert(raw, Settings, strict=False))
     except msgspec.ValidationError as exc:
         text = str(exc)
         match = re.search(r"at `\$\.(\w+)`", text)
@@ -259,3 +268,26 @@ def load_settings(
             reason = text[: match.start()].rstrip(" -")
             raise SettingsError(f"invalid setting {info.env} ({info.option}): {reason}") from None
         raise SettingsError(f"invalid setting {text}") from None
+
+def _with_redis_password(settings: Settings) -> Settings:
+    """Put the password from REDIS_PASSWORD_FILE into the URL, so every caller of
+    `jobs.redis_conn.connect` authenticates without knowing about secret files."""
+    if not settings.redis_password_file:
+        return settings
+    where = "invalid setting REDIS_PASSWORD_FILE (--redis-password-file)"
+    try:
+        # Secret files usually end with a newline; `$(cat file)` in redis-server's command drops it too.
+        password = Path(settings.redis_password_file).read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise SettingsError(f"{where}: cannot read it ({exc.strerror})") from None
+    if not password:
+        raise SettingsError(f"{where}: the file is empty")
+    url = urlsplit(settings.redis_url)
+    if url.scheme not in ("redis", "rediss"):
+        raise SettingsError(f"{where}: needs a redis:// or rediss:// REDIS_URL")
+    user = quote(url.username, safe="") if url.username else ""
+    host = url.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = f"{user}:{quote(password, safe='')}@{host}" + (f":{url.port}" if url.port else "")
+    return msgspec.structs.replace(settings, redis_url=urlunsplit(url._replace(netloc=netloc)))
