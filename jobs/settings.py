@@ -269,6 +269,7 @@ def load_settings(
             raise SettingsError(f"invalid setting {info.env} ({info.option}): {reason}") from None
         raise SettingsError(f"invalid setting {text}") from None
 
+
 def _with_redis_password(settings: Settings) -> Settings:
     """Put the password from REDIS_PASSWORD_FILE into the URL, so every caller of
     `jobs.redis_conn.connect` authenticates without knowing about secret files."""
