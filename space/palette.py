@@ -1,0 +1,95 @@
+"""Flat painted colour: a small palette found in CIELAB, then a warm, luminous grade.
+
+Photos hold thousands of colours; a painting holds a dozen mixed ones. k-means in Lab (where
+distance is close to what the eye sees) on a small sample finds that dozen; every pixel then takes
+its nearest palette colour, found with one matrix product.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from space.looks import Look
+
+__all__ = ["fit_palette", "grade", "quantize"]
+
+F32 = npt.NDArray[Any]  # float32 pixels in 0..1 (OpenCV's stubs type its results loosely)
+U8 = npt.NDArray[Any]  # uint8 pixels or labels
+
+_WEIGHTS = np.array([1.3, 1.0, 1.0], dtype=np.float32)  # lightness separates regions first
+
+
+def fit_palette(lab: F32, colours: int, iterations: int = 8) -> F32:
+    """k-means centres (colours x 3, Lab) of a small Lab image, deterministic (no seed involved).
+
+    Lightness counts a little more than chroma: painted regions are separated by value first.
+    """
+    pts = lab.reshape(-1, 3) * _WEIGHTS
+    # Deterministic k-means++-like start: farthest-point seeding from the median colour.
+    first = np.median(pts, axis=0)
+    centres = [first]
+    dist = np.sum((pts - first) ** 2, axis=1)
+    for _ in range(1, colours):
+        idx = int(np.argmax(dist))
+        centres.append(pts[idx])
+        dist = np.minimum(dist, np.sum((pts - pts[idx]) ** 2, axis=1))
+    c = np.stack(centres).astype(np.float32)
+    for _ in range(iterations):
+        labels = _nearest(pts, c)
+        counts = np.bincount(labels, minlength=colours).astype(np.float32)
+        for axis in range(3):
+            sums = np.bincount(labels, weights=pts[:, axis], minlength=colours)
+            c[:, axis] = np.where(counts > 0, sums / np.maximum(counts, 1), c[:, axis])
+    return (c / _WEIGHTS).astype(np.float32)
+
+
+def _nearest(pts: F32, centres: F32) -> npt.NDArray[np.intp]:
+    """Index of the nearest centre for each point, with one matrix product (|x-c|^2 expanded)."""
+    d = (centres * centres).sum(axis=1)[None, :] - 2 * (pts @ centres.T)
+    return np.asarray(d.argmin(axis=1))
+
+
+def quantize(rgb: F32, centres: F32) -> tuple[F32, U8]:
+    """Each pixel's palette colour (RGB 0..1) and palette index; labels are ordered by lightness."""
+    centres = centres[np.argsort(centres[:, 0])]
+    lab = cv2.cvtColor(np.clip(rgb, 0, 1), cv2.COLOR_RGB2LAB)
+    labels: U8 = _nearest(lab.reshape(-1, 3) * _WEIGHTS, centres * _WEIGHTS).astype(np.uint8)
+    # Median on lightness-ordered labels removes speckles and jagged borders between regions.
+    labels = cv2.medianBlur(labels.reshape(rgb.shape[:2]), 5)
+    palette_rgb = cv2.cvtColor(centres[None, :, :], cv2.COLOR_LAB2RGB)[0]
+    return palette_rgb[labels].astype(np.float32), labels
+
+
+_FOLIAGE = np.array([np.cos(np.deg2rad(125)), np.sin(np.deg2rad(125))], dtype=np.float32)
+_FOLIAGE_WIDTH = np.float32(np.cos(np.deg2rad(50)))
+# Tone curve with a shoulder (1 - (1 - t)^1.25): highlights glow instead of clipping.
+_CURVE = (1 - (1 - np.linspace(0, 1, 1024, dtype=np.float32)) ** 1.25).astype(np.float32)
+
+
+def grade(rgb: F32, look: Look) -> F32:
+    """The Ghibli light: richer but soft chroma, fresh greens, lifted shadows, cream highlights."""
+    lab = cv2.cvtColor(np.clip(rgb, 0, 1), cv2.COLOR_RGB2LAB)
+    lightness, a, b = lab[..., 0], lab[..., 1], lab[..., 2]
+    # Foliage: hues within 50 degrees of green (125 degrees in the a-b plane), with some chroma.
+    chroma = np.sqrt(a * a + b * b) + np.float32(1e-3)
+    closeness = (a * _FOLIAGE[0] + b * _FOLIAGE[1]) / chroma  # cosine of the hue difference
+    foliage = np.clip((closeness - _FOLIAGE_WIDTH) / (1 - _FOLIAGE_WIDTH), 0, 1)
+    foliage *= np.clip(chroma / 12, 0, 1)
+    # Turn foliage hues by look.green_shift degrees (towards yellow) and lift their chroma a bit.
+    turn = np.float32(np.deg2rad(look.green_shift)) * foliage
+    gain = np.float32(look.saturation) * (1 + np.float32(0.12) * foliage)
+    cos, sin = np.cos(turn) * gain, np.sin(turn) * gain
+    a2 = a * cos + b * sin
+    b2 = b * cos - a * sin
+    t = np.clip(lightness * np.float32(look.exposure / 100), 0, 1)
+    t = _CURVE[(t * 1023).astype(np.intp)]
+    out = cv2.cvtColor(cv2.merge([t * 100, a2, b2]), cv2.COLOR_LAB2RGB)
+    # Warmth of the light, then 0..1 onto shadow..highlight: no pure black, no pure white.
+    lo = np.asarray(look.shadow, dtype=np.float32)
+    hi = np.asarray(look.highlight, dtype=np.float32)
+    cast = np.asarray(look.cast, dtype=np.float32)
+    return np.asarray(lo + np.clip(out * cast, 0, 1) * (hi - lo), dtype=np.float32)
