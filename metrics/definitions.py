@@ -2,16 +2,21 @@
 
 Conventions: `ghibli_` prefix, base units, `_total` counters, `_seconds` histograms with buckets from
 50 ms to 10 min (jobs run for minutes). Labels are low-cardinality only: outcome, error class, code,
-phase, token alias; never job ids. Queue-wide gauges (lag, pending, oldest age, ...) are not here:
-metrics.queue_collector reads them from Redis once, so replicas do not multiply them.
+phase, token alias; never job ids. Queue-wide gauges (lag, pending, oldest age, ...) are
+read from Redis by metrics.queue_collector, which one process (`ghibli metrics-exporter`) serves so
+replicas do not multiply them; their names and help are at the end of this module all the same.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
     "DURATION_BUCKETS",
+    "ERROR_CLASSES",
+    "FINISH_OUTCOMES",
     "JOBS_CANCELLED",
     "JOBS_DEAD_LETTERED",
     "JOBS_DEDUPLICATED",
@@ -26,9 +31,12 @@ __all__ = [
     "JOB_QUEUE_WAIT",
     "JOB_RUN",
     "LEASES_LOST",
+    "QUEUE_GAUGES",
     "QUOTA_COOLDOWNS",
     "SPACE_CALL",
+    "SPACE_CIRCUIT_OPEN",
     "SPACE_ERRORS",
+    "QueueGauge",
 ]
 
 DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 45, 60, 90, 120, 180, 240, 300, 420, 600)
@@ -95,3 +103,80 @@ SPACE_ERRORS = Counter(
 QUOTA_COOLDOWNS = Counter(
     "ghibli_quota_cooldowns_total", "ZeroGPU quota errors that cooled a token, by token alias.", ["token"]
 )
+# Label values known in advance start at 0, so a series exists before its first event and rate()
+# sees the first increment (Prometheus's "avoid missing metrics" advice). Error classes are
+# consumers.errors.ErrorKind's values.
+FINISH_OUTCOMES = ("succeeded", "failed", "dead_lettered")
+ERROR_CLASSES = ("quota", "transient", "broken", "permanent")
+for _outcome in FINISH_OUTCOMES:
+    JOBS_FINISHED.labels(outcome=_outcome)
+for _kind in ("cache", "idempotency"):
+    JOBS_DEDUPLICATED.labels(kind=_kind)
+for _reason in ("lease_expired", "deleted_entry"):
+    JOBS_RECLAIMED.labels(reason=_reason)
+for _error_class in ERROR_CLASSES:
+    JOBS_RETRIED.labels(error_class=_error_class)
+
+SPACE_CIRCUIT_OPEN = Gauge(
+    "ghibli_space_circuit_open",
+    "1 while this process's circuit breaker pauses claiming because the Space is paused or broken.",
+    multiprocess_mode="livemax",
+)
+
+
+# --- queue-wide gauges, read from Redis at scrape time by metrics.queue_collector --------------
+class QueueGauge(NamedTuple):
+    name: str
+    help: str
+    labels: tuple[str, ...] = ()
+
+
+QUEUE_GAUGES = {
+    g.name: g
+    for g in (
+        QueueGauge("ghibli_queue_up", "1 if the last read of the queue's state from Redis succeeded."),
+        QueueGauge("ghibli_queue_collect_seconds", "How long the last read of the queue's state took."),
+        QueueGauge(
+            "ghibli_stream_length", "Entries in the jobs stream (XLEN): not yet delivered or pending."
+        ),
+        QueueGauge("ghibli_group_lag", "Entries of the jobs stream not yet delivered to the consumer group."),
+        QueueGauge("ghibli_group_pending", "Entries delivered but not acknowledged: jobs running or stuck."),
+        QueueGauge("ghibli_group_consumers", "Consumers registered in the group, alive or not."),
+        QueueGauge("ghibli_consumers_live", "Consumers seen alive within one lease."),
+        QueueGauge(
+            "ghibli_backlog_oldest_age_seconds", "Age of the oldest entry not yet delivered; 0 when none."
+        ),
+        QueueGauge(
+            "ghibli_pending_oldest_age_seconds",
+            "Age (since it was queued) of the oldest delivered, unacknowledged entry; 0 when none.",
+        ),
+        QueueGauge(
+            "ghibli_pending_max_idle_seconds",
+            "Longest time a pending entry has gone without delivery or lease renewal; 0 when none.",
+        ),
+        QueueGauge("ghibli_pending_max_deliveries", "Highest delivery count among pending entries."),
+        QueueGauge(
+            "ghibli_pending_expired_leases", "Pending entries idle for longer than the lease (reclaimable)."
+        ),
+        QueueGauge("ghibli_delayed_jobs", "Jobs in the delayed set, waiting for a retry or for quota."),
+        QueueGauge(
+            "ghibli_delayed_overdue_seconds",
+            "How long ago the most overdue delayed job was due; 0 when none is overdue.",
+        ),
+        QueueGauge("ghibli_jobs_waiting_for_quota", "Jobs waiting until an HF token's quota cools down."),
+        QueueGauge("ghibli_dead_letters", "Entries in the dead-letter stream."),
+        QueueGauge("ghibli_tokens", "HF tokens of the pool, by state.", ("state",)),
+        QueueGauge(
+            "ghibli_token_cooldown_seconds",
+            "Seconds until an HF token's quota cooldown ends; 0 when not cooling.",
+            ("token",),
+        ),
+        QueueGauge("ghibli_token_in_flight", "Space calls running on an HF token.", ("token",)),
+        QueueGauge(
+            "ghibli_space_ready", "1 if the consumers' last check found the Space's endpoint, else 0."
+        ),
+        QueueGauge(
+            "ghibli_space_paused", "1 while the shared circuit breaker pauses calls to a broken Space."
+        ),
+    )
+}
