@@ -12,6 +12,7 @@ from jobs.logs import get_logger
 from jobs.redis_conn import connect
 from jobs.settings import Settings
 from jobs.store import JobStore
+from metrics.exposition import serve_process_metrics
 
 __all__ = ["run_consumer"]
 
@@ -38,4 +39,5 @@ async def _serve(settings: Settings) -> None:
 
 
 def run_consumer(settings: Settings) -> None:
+    serve_process_metrics(settings.metrics_host, settings.metrics_port)
     anyio.run(_serve, settings)

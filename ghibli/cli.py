@@ -43,6 +43,7 @@ CONSUMER = (
     "retry_base_seconds",
     "retry_cap_seconds",
     "metrics_port",
+    "metrics_host",
 )
 INGEST = (
     "host",
@@ -175,6 +176,10 @@ def ingest(**values: Any) -> None:
     _configure_logs(settings)
     # Worker processes rebuild the settings from the environment.
     os.environ.update(settings.to_env())
+    # Several workers share one socket: their metrics are summed through files (metrics/exposition.py).
+    from metrics.exposition import prepare_multiprocess_dir
+
+    prepare_multiprocess_dir(settings.ingest_workers)
     uvicorn.run(
         "ingest.app:create_app",
         factory=True,
@@ -362,6 +367,7 @@ def space(
 
 
 # Commands that live in their own modules (ghibli/cmd_*.py) register here, one line each.
+cli.add_command(__import__("ghibli.cmd_metrics").cmd_metrics.metrics_exporter)
 cli.add_command(__import__("ghibli.cmd_doctor").cmd_doctor.doctor)
 cli.add_command(cmd_client.submit)
 cli.add_command(cmd_client.status)

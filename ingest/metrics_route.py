@@ -7,15 +7,17 @@ workers) only changes `_registry()`.
 from __future__ import annotations
 
 from litestar import Response, get
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 import metrics.definitions  # noqa: F401 - registers the pipeline's metrics before the first scrape
+from metrics.exposition import scrape_registry
 
 __all__ = ["metrics_endpoint"]
 
 
 def _registry() -> CollectorRegistry:
-    return REGISTRY
+    # Several uvicorn workers: every worker's values, summed (metrics/exposition.py).
+    return scrape_registry()
 
 
 # Litestar appends the charset to text/* itself.

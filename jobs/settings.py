@@ -96,6 +96,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     metrics_port: Annotated[
         int, _m("GHIBLI_METRICS_PORT", "Consumer /metrics port; 0 turns it off.", ge=0, le=65535)
     ] = 0
+    metrics_host: Annotated[
+        str, _m("GHIBLI_METRICS_HOST", "Address the consumer and exporter /metrics listen on.")
+    ] = "127.0.0.1"
+    exporter_port: Annotated[
+        int,
+        _m("GHIBLI_EXPORTER_PORT", "Port of `ghibli metrics-exporter` (the queue's gauges).", ge=1, le=65535),
+    ] = 9102
 
     # --- ingest ---------------------------------------------------------------------------
     host: Annotated[str, _m("GHIBLI_HOST", "Address ingest listens on.")] = "127.0.0.1"
