@@ -15,7 +15,6 @@ job's SSE stream (resuming with Last-Event-ID after a dropped connection) and fa
 
 from __future__ import annotations
 
-import io
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -43,7 +42,6 @@ __all__ = [
 Format = Literal["webp", "png", "jpeg"]
 Transport = Literal["auto", "sse", "poll"]
 FORMATS: dict[str, str] = {"webp": "image/webp", "png": "image/png", "jpeg": "image/jpeg"}
-_PIL_NAMES = {"webp": "WEBP", "png": "PNG", "jpeg": "JPEG"}
 # The server pings idle streams; silence this long means the stream is dead (or a proxy holds it).
 _SSE_READ_TIMEOUT_S = 60.0
 # Consecutive SSE connections that delivered nothing before `auto` gives up on SSE and polls.
@@ -78,6 +76,33 @@ class JobFailed(Exception):
 
 class JobCancelled(JobFailed):
     """The job was cancelled (by `cancel`, another client or the operator)."""
+
+
+def _passing(exc: Exception) -> bool:
+    """Worth another try: the network, a busy server (429) or a server error (5xx)."""
+    if isinstance(exc, ApiError):
+        return exc.status == 429 or exc.status >= 500
+    return isinstance(exc, httpx.TransportError)
+
+
+class _Seen:
+    """What a watcher has yielded so far: the version (for Last-Event-ID) and whether it ended."""
+
+    def __init__(self) -> None:
+        self.version = -1
+        self.ended = False
+
+    def is_new(self, job: JobView) -> bool:
+        if job.version <= self.version and not job.status.terminal:
+            return False
+        self.version = job.version
+        self.ended = job.status.terminal
+        return True
+
+
+def _check_deadline(deadline: float | None, job_id: str) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise TimeoutError(f"job {job_id} did not finish in time")
 
 
 class _SseUnavailable(Exception):
@@ -123,16 +148,6 @@ def _form(**params: object) -> dict[str, str]:
         for name, value in params.items()
         if value is not None
     }
-
-
-def _convert(data: bytes, fmt: Format) -> bytes:
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as img:
-        out = io.BytesIO()
-        picture = img.convert("RGB") if fmt == "jpeg" else img
-        picture.save(out, format=_PIL_NAMES[fmt], **({"quality": 92} if fmt != "png" else {}))
-    return out.getvalue()
 
 
 class GhibliClient:
@@ -224,13 +239,9 @@ class GhibliClient:
         _raise_for_problem(self._http.delete(f"/v1/jobs/{job_id}"))
 
     def result(self, job_id: str, *, fmt: Format | None = None) -> bytes:
-        """The picture, as stored (`fmt=None`) or as webp, png or jpeg."""
+        """The picture, as stored (`fmt=None`) or converted by the server to webp, png or jpeg."""
         response = self._http.get(f"/v1/jobs/{job_id}/result", params={"format": fmt} if fmt else None)
         _raise_for_problem(response)
-        got = response.headers.get("content-type", "").split(";")[0].strip()
-        if fmt is not None and got != FORMATS[fmt]:
-            # A server without format conversion (older ingest) sends what it stored: convert here.
-            return _convert(response.content, fmt)
         return response.content
 
     # -- following a job --------------------------------------------------------------------
@@ -262,48 +273,71 @@ class GhibliClient:
         """Every new state of the job until a terminal one (which it yields last). Never gives up
         on a live job by itself: a job may wait for GPU quota for hours and still finish; pass a
         `time.monotonic()` deadline to bound it (TimeoutError)."""
-        last_version = -1
-        use_sse = self.transport != "poll"
+        seen = _Seen()
         fruitless = 0
-        while True:
-            if deadline is not None and time.monotonic() > deadline:
-                raise TimeoutError(f"job {job_id} did not finish in time")
-            if use_sse:
-                delivered = False
-                try:
-                    last_id = str(last_version) if last_version >= 0 else None
-                    for job in self.events(job_id, last_event_id=last_id):
-                        delivered = True
-                        if job.version > last_version or job.status.terminal:
-                            last_version = job.version
-                            yield job
-                        if job.status.terminal:
-                            return
-                        if deadline is not None and time.monotonic() > deadline:
-                            raise TimeoutError(f"job {job_id} did not finish in time")
-                except _SseUnavailable:
-                    if self.transport == "sse":
-                        raise
-                    use_sse = False
-                    continue
-                except httpx.TransportError:
-                    pass  # dropped or silent stream: reconnect and resume from the last version
-                fruitless = 0 if delivered else fruitless + 1
-                if fruitless >= _SSE_ATTEMPTS_BEFORE_POLLING and self.transport == "auto":
-                    use_sse = False
-                time.sleep(min(_BACKOFF_CAP_S, 0.25 * 2**fruitless) if fruitless else 0.1)
-                continue
+        use_sse = self.transport != "poll"
+        while use_sse:
+            _check_deadline(deadline, job_id)
+            delivered = False
+            try:
+                for job in self._stream_once(job_id, seen, deadline):
+                    delivered = True
+                    yield job
+            except _SseUnavailable:
+                if self.transport == "sse":
+                    raise
+                break
+            if seen.ended:
+                return
+            # The stream ended without a terminal state: one status read settles a job that
+            # ended (or vanished) between two connections.
+            ended = self._ended(job_id)
+            if ended is not None:
+                yield ended
+                return
+            fruitless = 0 if delivered else fruitless + 1
+            if fruitless >= _SSE_ATTEMPTS_BEFORE_POLLING and self.transport == "auto":
+                break
+            time.sleep(min(_BACKOFF_CAP_S, 0.25 * 2**fruitless) if fruitless else 0.1)
+        yield from self._poll(job_id, seen, deadline)
+
+    def _stream_once(self, job_id: str, seen: _Seen, deadline: float | None) -> Iterator[JobView]:
+        last_id = str(seen.version) if seen.version >= 0 else None
+        try:
+            for job in self.events(job_id, last_event_id=last_id):
+                if seen.is_new(job):
+                    yield job
+                if seen.ended:
+                    return
+                _check_deadline(deadline, job_id)
+        except (httpx.TransportError, ApiError) as exc:
+            if not _passing(exc):
+                raise
+            # A dropped or silent stream, or a busy server: the caller reconnects and resumes.
+
+    def _ended(self, job_id: str) -> JobView | None:
+        try:
+            job = self.status(job_id)
+        except (httpx.TransportError, ApiError) as exc:
+            if not _passing(exc):
+                raise
+            return None
+        return job if job.status.terminal else None
+
+    def _poll(self, job_id: str, seen: _Seen, deadline: float | None) -> Iterator[JobView]:
+        while not seen.ended:
+            _check_deadline(deadline, job_id)
             try:
                 job = self.status(job_id)
-            except httpx.TransportError:
+            except (httpx.TransportError, ApiError) as exc:
+                if not _passing(exc):
+                    raise
                 time.sleep(min(_BACKOFF_CAP_S, self.poll_interval_s * 2))
                 continue
-            if job.version > last_version or job.status.terminal:
-                last_version = job.version
+            if seen.is_new(job):
                 yield job
-            if job.status.terminal:
-                return
-            time.sleep(self.poll_interval_s)
+            if not seen.ended:
+                time.sleep(self.poll_interval_s)
 
     def wait(
         self,

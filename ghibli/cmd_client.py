@@ -47,17 +47,27 @@ def _local_time(when: datetime) -> str:
     return when.astimezone().strftime("%H:%M:%S")
 
 
+# Phases the consumer reports while running; the Space's own step names pass through as they are.
+_PHASES = {
+    "starting": "starting",
+    "waiting_for_token": "waiting for a free HF token",
+    "in_queue": "in the Space's queue",
+    "processing": "painting",
+}
+
+
 def describe(job: JobView) -> str:
     """One line of plain words for a job's state (shared by the bars, the lines and `status`)."""
     if job.status is Status.QUEUED:
         return "queued"
     if job.status is Status.RUNNING:
+        words = _PHASES.get(job.phase, job.phase or "running")
         queue = job.queue
         if queue is not None and queue.rank is not None and job.phase == "in_queue":
             where = f"#{queue.rank + 1}" + (f" of {queue.size}" if queue.size else "")
             eta = f", ~{queue.eta_seconds:.0f} s" if queue.eta_seconds is not None else ""
-            return f"in the Space's queue {where}{eta}"
-        return job.phase or "running"
+            return f"{words} {where}{eta}"
+        return words
     if job.status is Status.RETRYING:
         return f"retrying (attempt {job.attempt + 1})"
     if job.status is Status.WAITING_FOR_QUOTA:
@@ -79,6 +89,7 @@ class _Display:
         self.mode = mode
         self._lock = threading.Lock()
         self._last: dict[str, tuple[str, int]] = {}
+        self._peaks: dict[str, tuple[int, int]] = {}
         self._progress: Any = None
         self._tasks: dict[str, Any] = {}
 
@@ -114,9 +125,23 @@ class _Display:
             self._tasks[job.id] = self._progress.add_task(label, total=100, state="waiting")
         self.update(label, job)
 
+    def _percent(self, job: JobView) -> int:
+        """Never backwards within one attempt (a Space may report several progress series, e.g.
+        denoising then painting); 100 only once the job succeeded."""
+        if job.status is Status.SUCCEEDED:
+            return 100
+        raw = min(int(job.progress * 100), 99)
+        if job.status is not Status.RUNNING:
+            return raw
+        attempt, peak = self._peaks.get(job.id, (job.attempt, 0))
+        peak = max(peak if attempt == job.attempt else 0, raw)
+        self._peaks[job.id] = (job.attempt, peak)
+        return peak
+
     def update(self, label: str, job: JobView) -> None:
         text = describe(job)
-        percent = int(job.progress * 100)
+        with self._lock:
+            percent = self._percent(job)
         if self._progress is not None:
             self._progress.update(self._tasks[job.id], completed=percent, state=text)
             return

@@ -14,6 +14,7 @@ from ingest.health import healthz, readyz
 from ingest.jobs_api import JobsController
 from ingest.limits import RateLimitMiddleware
 from ingest.metrics_route import metrics_endpoint
+from ingest.page import page_routes
 from ingest.problems import problem_details_plugin
 from ingest.request_log import RequestLogMiddleware
 from ingest.services import provide_services, services_lifespan
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             healthz,
             readyz,
             metrics_endpoint,
+            *page_routes,
         ],
         dependencies={"services": Provide(provide_services)},
         lifespan=[services_lifespan(settings)],

@@ -1,0 +1,518 @@
+"""The web page in Debian's Chromium (Playwright, headless) against the real stack.
+
+Every state the page can show is driven for real: uploads go through `ghibli ingest`, jobs through
+`ghibli consume` and the offline Space; a job that must stay queued or wait for GPU quota lives
+under a key prefix without consumers and is moved by the real job-store scripts. A screenshot of
+each state lands in test-artifacts/web/ (look at them), and no test may leave a console error.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from PIL import Image
+
+from jobs.model import Status
+from jobs.store import now_ms
+from tests.photos import encode, landscape
+from tests.procs import ROOT, RedisServer
+from tests.web_stack import (
+    FAIL_SEED,
+    HELD_PREFIX,
+    LIVE_PREFIX,
+    Ingest,
+    ScriptedConsumer,
+    slow_space,
+    stack_env,
+    start_consumer,
+    start_ingest,
+)
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts" / "web"
+TIMES = "\u00d7"  # the multiplication sign the page writes sizes with
+DEFAULT_PROMPT = "Ghibli Studio style, Charming hand-drawn anime-style illustration"
+JOB_TIMEOUT_MS = 120_000
+STATIC_FILES = ("app.js", "api.js", "i18n.js", "history.js", "app.css", "favicon.svg")
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
+
+
+# ---------------------------------------------------------------------------------------------
+# the stack and the browser, started once for this module
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("web")
+
+
+@pytest.fixture(scope="module")
+def redis(workdir: Path) -> Iterator[RedisServer]:
+    server = RedisServer(workdir / "redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def space(workdir: Path) -> Iterator[str]:
+    with slow_space(workdir) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def live(redis: RedisServer, space: str, workdir: Path) -> Iterator[Ingest]:
+    """Ingest + a consumer on the slow Space: the whole pipeline."""
+    env = stack_env(redis, space, LIVE_PREFIX)
+    ingest = start_ingest(env, workdir, "live")
+    consumer = start_consumer(env, workdir, "live")
+    yield ingest
+    consumer.stop()
+    ingest.proc.stop()
+
+
+@pytest.fixture(scope="module")
+def held(redis: RedisServer, space: str, workdir: Path) -> Iterator[tuple[Ingest, ScriptedConsumer]]:
+    """Ingest without consumers; the test plays the consumer."""
+    ingest = start_ingest(stack_env(redis, space, HELD_PREFIX), workdir, "held")
+    yield ingest, ScriptedConsumer(redis.url, HELD_PREFIX)
+    ingest.proc.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with playwright_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
+        )
+        yield chromium
+        chromium.close()
+
+
+class Console:
+    """Console errors and uncaught exceptions of a page; `expect` allows one known HTTP error."""
+
+    def __init__(self, page: Any) -> None:
+        self.errors: list[str] = []
+        self.allowed: list[re.Pattern[str]] = []
+        page.on("console", lambda msg: self.errors.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
+
+    def expect(self, pattern: str) -> None:
+        self.allowed.append(re.compile(pattern))
+
+    def unexpected(self) -> list[str]:
+        return [e for e in self.errors if not any(p.search(e) for p in self.allowed)]
+
+
+@pytest.fixture
+def open_page(browser: Any) -> Iterator[Any]:
+    """open_page(url, **context_options) -> (page, console); all are closed and checked at the end."""
+    opened: list[tuple[Any, Console]] = []
+
+    def open_(url: str, **options: Any) -> tuple[Any, Console]:
+        options.setdefault("viewport", {"width": 1280, "height": 900})
+        options.setdefault("locale", "en-US")
+        options.setdefault("color_scheme", "light")
+        context = browser.new_context(accept_downloads=True, **options)
+        page = context.new_page()
+        page.set_default_timeout(30_000)
+        console = Console(page)
+        opened.append((context, console))
+        page.goto(url)
+        page.wait_for_selector("html[data-ready='true']")
+        return page, console
+
+    yield open_
+    problems = [e for _ctx, console in opened for e in console.unexpected()]
+    for context, _console in opened:
+        context.close()
+    assert not problems, f"console errors: {problems}"
+
+
+def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.wait_for_timeout(350)  # let transitions settle
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture(scope="module")
+def photo_file(workdir: Path) -> Path:
+    path = workdir / "meadow.jpg"
+    path.write_bytes(encode(landscape(800, 600, seed=3), "JPEG", quality=90))
+    return path
+
+
+def job_id_of(page: Any) -> str:
+    page.wait_for_function("() => /^#job=[0-9a-f]{32}$/.test(location.hash)")
+    hash_: str = page.evaluate("location.hash")
+    return hash_.removeprefix("#job=")
+
+
+def choose_photo(page: Any, photo: Path) -> None:
+    page.set_input_files("#file", str(photo))
+    page.wait_for_selector("#drop[data-state='photo']")
+    page.wait_for_function("() => document.querySelector('#preview').naturalWidth > 0")
+
+
+# ---------------------------------------------------------------------------------------------
+# the happy path: upload, live progress, result, slider, downloads, history, link, regenerate
+
+
+def test_photo_to_picture_with_live_progress_downloads_history_and_regenerate(
+    open_page: Any, live: Ingest, photo_file: Path, tmp_path: Path
+) -> None:
+    page, _console = open_page(live.url + "/")
+    assert page.title() == "Ghibli pictures"
+    assert page.input_value("#prompt") == DEFAULT_PROMPT
+    shot(page, "01-idle-light")
+
+    choose_photo(page, photo_file)
+    assert f"800 {TIMES} 600" in page.inner_text("#photo-facts")
+    # Size presets keep the 4:3 shape, snapped to 64.
+    assert page.inner_text("#sizes .dims[data-long='768']") == f"768 {TIMES} 576"
+    assert page.inner_text("#sizes .dims[data-long='512']") == f"512 {TIMES} 384"
+    page.check("#sizes input[value='512']")
+    page.get_by_role("button", name="Rainy evening").click()
+    rainy = page.input_value("#prompt")
+    assert rainy.startswith("Ghibli Studio style, quiet rainy evening")
+    assert page.get_attribute("#presets .chip[data-key='preset.rain']", "aria-pressed") == "true"
+
+    page.get_by_role("button", name="Paint it").click()
+    page.wait_for_selector("#stage[data-view='progress']")
+    first_id = job_id_of(page)
+
+    # Live progress: sample the percentage until the result shows; it must move through 1..99.
+    seen: list[int] = []
+    progress_shot = False
+    deadline = time.monotonic() + JOB_TIMEOUT_MS / 1000
+    while page.get_attribute("#stage", "data-view") == "progress" and time.monotonic() < deadline:
+        value = int(page.inner_text("#f-percent").rstrip("%"))
+        seen.append(value)
+        if 0 < value < 100 and not progress_shot:
+            assert page.inner_text("#f-phase") != "—"
+            assert re.fullmatch(r"\d+:\d\d", page.inner_text("#f-elapsed"))
+            shot(page, "02-progress")
+            progress_shot = True
+        page.wait_for_timeout(100)
+    page.wait_for_selector("#stage[data-view='result']", timeout=JOB_TIMEOUT_MS)
+    assert any(0 < v < 100 for v in seen), f"no intermediate progress seen: {sorted(set(seen))}"
+    assert seen == sorted(seen), f"progress went backwards: {seen}"
+
+    # The result: the painted picture behind the original, with a slider between them.
+    page.wait_for_function("() => document.querySelector('#after').naturalWidth > 0")
+    assert page.evaluate("document.querySelector('#after').naturalWidth") == 512
+    assert page.evaluate("document.querySelector('#after').naturalHeight") == 384
+    assert page.get_attribute("#compare", "data-mode") == "compare"
+    page.focus("#compare-range")
+    for _ in range(5):
+        page.keyboard.press("ArrowLeft")
+    assert (
+        page.evaluate("getComputedStyle(document.querySelector('#compare')).getPropertyValue('--pos')")
+        == "45%"
+    )
+    assert "seed" in page.inner_text("#result-meta")
+    shot(page, "03-result")
+
+    job = httpx.get(f"{live.url}/v1/jobs/{first_id}").json()
+    assert job["status"] == "succeeded"
+    assert job["params"]["prompt"] == rainy
+    assert (job["params"]["width"], job["params"]["height"]) == (512, 384)
+    assert str(job["params"]["seed"]) == page.input_value("#seed")
+
+    # Downloads in the three formats, converted by the server.
+    for fmt, magic in (("webp", b"RIFF"), ("png", b"\x89PNG"), ("jpeg", b"\xff\xd8\xff")):
+        with page.expect_download() as info:
+            page.click(f".fmt[data-fmt='{fmt}']")
+        download = info.value
+        target = tmp_path / download.suggested_filename
+        download.save_as(target)
+        data = target.read_bytes()
+        assert data.startswith(magic), fmt
+        assert target.suffix == (".jpg" if fmt == "jpeg" else f".{fmt}")
+        assert Image.open(io.BytesIO(data)).size == (512, 384)
+
+    # Copy link: a page link with the id in the fragment.
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.click(".view-result .copy-link")
+    page.wait_for_selector("#toast.show")
+    assert page.evaluate("navigator.clipboard.readText()") == f"{live.url}/#job={first_id}"
+
+    # History survives a reload and reopens with the original for comparison.
+    assert page.locator(".history-item").count() == 1
+    page.reload()
+    page.wait_for_selector("html[data-ready='true']")
+    page.wait_for_selector("#stage[data-view='result']")  # the #job= link reopens it
+    page.wait_for_selector(".history-item")
+    assert page.locator(".history-item").count() == 1
+    assert page.get_attribute("#compare", "data-mode") == "compare"
+
+    # The link opened elsewhere (no history there): the picture, without the original.
+    other, _ = open_page(f"{live.url}/#job={first_id}")
+    other.wait_for_selector("#stage[data-view='result']")
+    other.wait_for_function("() => document.querySelector('#after').naturalWidth > 0")
+    assert other.get_attribute("#compare", "data-mode") == "single"
+    assert other.is_visible("#no-original")
+
+    # Regenerate: same photo and settings, a new seed, a new job.
+    page.click("#regenerate")
+    page.wait_for_selector("#stage[data-view='progress']")
+    page.wait_for_function(f"() => location.hash !== '#job={first_id}'")
+    second_id = job_id_of(page)
+    page.wait_for_selector("#stage[data-view='result']", timeout=JOB_TIMEOUT_MS)
+    page.wait_for_function("() => document.querySelectorAll('.history-item').length === 2")
+    second = httpx.get(f"{live.url}/v1/jobs/{second_id}").json()
+    assert second["status"] == "succeeded"
+    assert second["params"]["seed"] != job["params"]["seed"]
+    assert second["params"]["prompt"] == rainy
+    assert (second["params"]["width"], second["params"]["height"]) == (512, 384)
+    shot(page, "04-regenerated-with-history")
+
+    # Delete from history: gone here and erased on the server.
+    page.click(f".history-item[data-id='{first_id}'] .history-delete")
+    page.wait_for_function("() => document.querySelectorAll('.history-item').length === 1")
+    deadline = time.monotonic() + 10
+    while httpx.get(f"{live.url}/v1/jobs/{first_id}").status_code != 404:
+        assert time.monotonic() < deadline, "the deleted job is still on the server"
+        time.sleep(0.1)
+
+
+def test_failed_job_is_explained_in_plain_words_and_can_be_retried(
+    open_page: Any, live: Ingest, photo_file: Path
+) -> None:
+    page, _console = open_page(live.url + "/")
+    choose_photo(page, photo_file)
+    page.fill("#seed", str(FAIL_SEED))
+    page.click("#lock")  # keep this seed: the Space fails every call with it
+    page.click("#go")
+    page.wait_for_selector("#stage[data-view='error']", timeout=JOB_TIMEOUT_MS)
+    assert page.inner_text("#error-title") == "The picture could not be painted"
+    assert page.inner_text("#error-text") == "The painting service's GPU worker failed."
+    assert "worker" in page.inner_text("#error-detail").lower()
+    assert page.is_visible("#retry")
+    shot(page, "05-failed")
+    job = httpx.get(f"{live.url}/v1/jobs/{job_id_of(page)}").json()
+    assert job["status"] == "failed"
+
+
+def test_queued_job_waits_for_quota_then_fails_and_the_page_says_so(
+    open_page: Any, held: tuple[Ingest, ScriptedConsumer], photo_file: Path
+) -> None:
+    ingest, consumer = held
+    page, _console = open_page(ingest.url + "/")
+    choose_photo(page, photo_file)
+    page.click("#go")
+    page.wait_for_selector("#stage[data-view='progress']")
+    job_id = job_id_of(page)
+    page.wait_for_function(
+        "() => document.querySelector('#status-text').textContent.startsWith('Waiting for a free')"
+    )
+    assert page.get_attribute("#bar", "data-waiting") == "true"
+    shot(page, "06-queued")
+
+    claim = consumer.take(job_id)
+    consumer.update(claim, Status.RUNNING, progress=0.4, phase="painting")
+    page.wait_for_function("() => document.querySelector('#f-percent').textContent === '40%'")
+    assert page.inner_text("#f-phase") == "painting"
+    assert page.get_attribute("#bar", "aria-valuenow") == "40"
+
+    resume_at = now_ms() + 12 * 60 * 1000
+    consumer.update(claim, Status.WAITING_FOR_QUOTA, resume_at=resume_at, phase="waiting_for_quota")
+    page.wait_for_selector("#quota-note:not([hidden])")
+    clock = page.evaluate(
+        "ms => new Date(ms).toLocaleTimeString('en', {hour: '2-digit', minute: '2-digit'})", resume_at
+    )
+    assert page.inner_text("#status-text") == f"Waiting for GPU quota, resumes at {clock}"
+    assert "continues by itself" in page.inner_text("#quota-note")
+    eta = page.inner_text("#f-eta")
+    assert re.fullmatch(r"about 1[12]:\d\d", eta), eta
+    shot(page, "07-waiting-for-quota")
+
+    # Long waits are fine: the page has no time-out of its own while the job lives.
+    page.wait_for_timeout(3000)
+    assert page.get_attribute("#stage", "data-view") == "progress"
+
+    consumer.finish(
+        claim,
+        Status.FAILED,
+        error_code="space_rejected",
+        error_message="The Space refused the photo: the image has no content.",
+        phase="failed",
+    )
+    page.wait_for_selector("#stage[data-view='error']")
+    assert (
+        page.inner_text("#error-text") == "The painting service could not use this photo or these settings."
+    )
+    assert "the image has no content" in page.inner_text("#error-detail")
+    shot(page, "08-failed-after-quota")
+    assert now_ms() < resume_at  # it failed; it did not wait it out
+
+
+def test_cancel_erases_the_job(
+    open_page: Any, held: tuple[Ingest, ScriptedConsumer], photo_file: Path
+) -> None:
+    ingest, consumer = held
+    page, _console = open_page(ingest.url + "/")
+    choose_photo(page, photo_file)
+    page.click("#go")
+    page.wait_for_selector("#stage[data-view='progress']")
+    job_id = job_id_of(page)
+    claim = consumer.take(job_id)
+    consumer.update(claim, Status.RUNNING, progress=0.25, phase="painting")
+    page.wait_for_function("() => document.querySelector('#f-percent').textContent === '25%'")
+    page.get_by_role("button", name="Cancel").click()
+    page.wait_for_selector("#stage[data-view='idle']")
+    assert page.inner_text("#toast") == "The job was cancelled and erased."
+    assert page.evaluate("location.hash") == ""
+    assert not page.is_disabled("#go")
+    shot(page, "09-cancelled")
+    assert httpx.get(f"{ingest.url}/v1/jobs/{job_id}").status_code == 404
+
+
+def test_upload_problem_is_shown_in_plain_words(
+    open_page: Any, held: tuple[Ingest, ScriptedConsumer], tmp_path: Path
+) -> None:
+    ingest, _consumer = held
+    page, console = open_page(ingest.url + "/")
+    console.expect(r"status of 415")  # the browser logs the API's refusal; that is the point here
+    fake = tmp_path / "holiday.jpg"
+    fake.write_bytes(b"this is not a photo at all, just some text " * 20)
+    page.set_input_files("#file", str(fake))
+    page.wait_for_selector("#drop[data-state='photo']")
+    assert page.is_visible("#no-preview")
+    page.click("#go")
+    page.wait_for_selector("#stage[data-view='error']")
+    assert page.inner_text("#error-text") == (
+        "That kind of file is not supported. Use a JPEG, PNG, WebP or HEIC photo."
+    )
+    shot(page, "10-upload-refused")
+
+
+# ---------------------------------------------------------------------------------------------
+# languages, themes, phones, accessibility
+
+
+def test_chinese_dark_phone_layout_and_switches(open_page: Any, live: Ingest, photo_file: Path) -> None:
+    page, _console = open_page(
+        live.url + "/",
+        locale="zh-CN",
+        color_scheme="dark",
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+    )
+    assert page.evaluate("document.documentElement.lang") == "zh-CN"
+    assert page.inner_text("#go-label") == "开始绘制"
+    assert page.evaluate("document.documentElement.dataset.effectiveTheme") == "dark"
+    assert page.is_visible("#take")  # camera capture on phones
+    assert page.get_attribute("#camera", "capture") == "environment"
+    # Nothing sticks out sideways on a phone.
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    shot(page, "11-zh-dark-phone")
+    choose_photo(page, photo_file)
+    shot(page, "12-zh-dark-phone-photo")
+
+    page.click("#lang-toggle")
+    assert page.inner_text("#go-label") == "Paint it"
+    assert page.evaluate("document.documentElement.lang") == "en"
+    page.click("#theme-toggle")
+    assert page.evaluate("document.documentElement.dataset.effectiveTheme") == "light"
+    page.reload()
+    page.wait_for_selector("html[data-ready='true']")
+    assert page.inner_text("#go-label") == "Paint it"  # the choices are remembered
+    assert page.evaluate("document.documentElement.dataset.effectiveTheme") == "light"
+
+
+# WCAG relative luminance and contrast of an element's text against the first opaque background.
+_CONTRAST_JS = """
+sel => {
+  const parse = c => {
+    const n = (c.match(/[\\d.]+/g) || []).map(Number);
+    // color-mix() computes to color(srgb r g b [/ a]) with channels in 0..1
+    return c.startsWith('color(') ? n.map((v, i) => (i < 3 ? v * 255 : v)) : n;
+  };
+  const lum = ([r, g, b]) => {
+    const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const el = document.querySelector(sel);
+  const fg = parse(getComputedStyle(el).color);
+  let node = el, bg = null;
+  while (node && node.nodeType === 1) {
+    const c = parse(getComputedStyle(node).backgroundColor);
+    if (c.length >= 3 && (c.length === 3 || c[3] === 1)) { bg = c; break; }
+    node = node.parentElement;
+  }
+  bg = bg || [255, 255, 255];
+  const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+  return (a + 0.05) / (b + 0.05);
+}
+"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_labels_keyboard_and_contrast(open_page: Any, live: Ingest, scheme: str) -> None:
+    page, _console = open_page(live.url + "/", color_scheme=scheme)
+    # Every control has an accessible name.
+    unnamed = page.evaluate(
+        """() => [...document.querySelectorAll('button, input, textarea, select')]
+            .filter(el => el.offsetParent !== null || el.type === 'file')
+            .filter(el => {
+              const label = el.labels && el.labels.length ? el.labels[0].textContent.trim() : '';
+              return !(label || el.getAttribute('aria-label') || el.textContent.trim() ||
+                       el.getAttribute('aria-labelledby'));
+            })
+            .map(el => el.outerHTML.slice(0, 80))"""
+    )
+    assert unnamed == []
+    # The keyboard reaches the photo picker, the settings and the main button, in reading order.
+    page.evaluate(
+        """() => { window.reached = [];
+          document.addEventListener('focusin',
+            e => window.reached.push(e.target.id || e.target.className)); }"""
+    )
+    for _ in range(30):
+        page.keyboard.press("Tab")
+    reached: list[str] = page.evaluate("() => window.reached")
+    order = [reached.index(x) for x in ("choose", "prompt", "seed", "dice", "lock", "go")]
+    assert order == sorted(order), reached
+    # Text contrast (WCAG AA: 4.5 for body text).
+    for selector in (
+        "label[for='prompt']",
+        ".hint",
+        "#prompt",
+        ".brand-tag",
+        ".chip",
+        "#go-label",
+        ".foot p",
+    ):
+        ratio = page.evaluate(_CONTRAST_JS, selector)
+        assert ratio >= 4.5, (scheme, selector, ratio)
+    shot(page, f"13-keyboard-{scheme}")
+
+
+def test_page_is_served_with_a_strict_policy_and_nothing_from_other_hosts(live: Ingest) -> None:
+    page = httpx.get(live.url + "/")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy
+    assert "script-src 'self'" in policy
+    # No CDN, no fonts or scripts from elsewhere: the page works offline.
+    for asset in ("/", *(f"/static/{name}" for name in STATIC_FILES)):
+        response = httpx.get(live.url + asset)
+        assert response.status_code == 200, asset
+        hosts = set(re.findall(r"https?://([^/\"'\s)]+)", response.text)) - {"www.w3.org"}
+        assert hosts == set(), (asset, hosts)
