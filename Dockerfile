@@ -62,7 +62,7 @@ ENV PATH=/opt/ghibli/bin:$PATH \
     HF_HOME=/home/ghibli/.cache/huggingface
 USER ghibli
 WORKDIR /home/ghibli
-EXPOSE 8000 7861 9100 9102
+EXPOSE 8000 7861 9101 9102
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["ghibli", "ingest"]
 # Finds the role from the command: ingest answers /healthz, the offline Space /config, and a
