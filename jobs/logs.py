@@ -1,13 +1,39 @@
-"""structlog set-up shared by every process: JSON when not on a terminal, cheap sync chain."""
+"""structlog set-up shared by every process: JSON when not on a terminal, cheap sync chain.
+
+Libraries that log through the standard `logging` module (gradio_client, httpx, redis) are routed
+through the same renderer, so every line of a process is one format. A last processor scrubs
+anything shaped like an HF token or a bearer secret and replaces raw bytes by their length: the
+code never logs those on purpose, and this keeps a mistake from leaking them.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 
-__all__ = ["configure_logging", "get_logger"]
+__all__ = ["configure_logging", "get_logger", "scrub_secrets"]
+
+_SECRET_RE = re.compile(r"hf_[A-Za-z0-9]{8,}|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}")
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return _SECRET_RE.sub("[redacted]", value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"<{len(value)} bytes>"
+    return value
+
+
+def scrub_secrets(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: no token, bearer secret or binary payload reaches a log line."""
+    for key, value in event.items():
+        event[key] = _scrub(value)
+    return event
 
 
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
@@ -15,19 +41,41 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
     )
-    processors: list[structlog.typing.Processor] = [
+    shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    processors: list[structlog.typing.Processor] = [
+        *shared,
         structlog.processors.format_exc_info,
+        scrub_secrets,
         renderer,
     ]
+    numeric_level = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
         processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+    # The standard library's records (libraries) through the same chain and renderer.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                scrub_secrets,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    # Libraries chat at INFO (every HTTP request of httpx); their warnings and errors matter.
+    root.setLevel(max(numeric_level, logging.WARNING))
 
 
 def get_logger(name: str) -> structlog.typing.FilteringBoundLogger:
