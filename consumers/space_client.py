@@ -2,20 +2,22 @@
 
 gradio_client is synchronous, so everything here runs in a worker thread. One Client serves many
 concurrent calls (it is lock-protected), and it is built once per (space, token) and reused:
-building one costs Hub round-trips and threads.
+building one costs Hub round-trips and threads. It is rebuilt after connection failures, a
+restarted Space ("Server stopped") or a broken Space, because its config is fetched only once.
 """
 
 from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +28,15 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 import httpx
 from gradio_client import Client, handle_file
 from gradio_client.utils import Status as GradioStatus
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageChops, ImageStat, UnidentifiedImageError
 
 from consumers.errors import ErrorKind, SpaceError, classify
+from jobs.logs import get_logger
 from jobs.model import JobParams
 
-__all__ = ["ENDPOINT", "SpaceSession", "SpaceUpdate"]
+__all__ = ["ENDPOINT", "CallTrace", "SpaceSession", "SpaceUpdate", "sweep_download_leftovers"]
+
+log = get_logger("consumers.space_client")
 
 ENDPOINT = "/single_condition_generate_image"
 # The 8-parameter signature of the current Space; older copies take only the first six.
@@ -47,8 +52,10 @@ FULL_SIGNATURE = (
 )
 REQUIRED = FULL_SIGNATURE[:6]
 # The Space sends an SSE heartbeat every 15 s; a shorter read timeout kills healthy long calls.
+# It also bounds the client's event-stream reader, so a silent connection cannot hang it forever.
 HTTP_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 POLL_S = 0.2
+_REBUILD_CODES = frozenset({"network", "stream_lost", "space_restarted"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,19 +69,28 @@ class SpaceUpdate:
     eta_seconds: float | None = None
 
 
+@dataclass(slots=True)
+class CallTrace:
+    """What one call got to: whether the Space started working on it (GPU time requested)."""
+
+    processing: bool = False
+    notices: list[str] = field(default_factory=list)  # gr.Info/gr.Warning texts from the Space
+
+
 class SpaceSession:
     """A reusable connection to one Space with one token (or anonymously, token=None)."""
 
-    def __init__(self, src: str, token: str | None, *, download_dir: Path | None = None) -> None:
+    def __init__(self, src: str, token: str | None, *, download_dir: Path) -> None:
         self.src = src
         self._token = token
-        self._download_dir = download_dir or Path(tempfile.mkdtemp(prefix="ghibli-space-"))
+        self._download_dir = download_dir
         self._client: Client | None = None
         self._params: tuple[str, ...] = ()
         self._lock = threading.Lock()
 
     @property
     def parameters(self) -> tuple[str, ...]:
+        """The endpoint's parameters this session passes (8, or the older 6)."""
         return self._params
 
     def connect(self) -> Client:
@@ -95,22 +111,11 @@ class SpaceSession:
                 api: Any = client.view_api(print_info=False, return_format="dict")
             except Exception as exc:
                 raise classify(exc) from exc
-            endpoint = (api or {}).get("named_endpoints", {}).get(ENDPOINT)
-            if endpoint is None:
-                raise SpaceError(
-                    ErrorKind.BROKEN,
-                    "endpoint_missing",
-                    f"{self.src} has no {ENDPOINT} endpoint; is GHIBLI_SPACE the Ghibli Space?",
-                )
-            names = tuple(p.get("parameter_name") for p in endpoint.get("parameters", []))
-            missing = [n for n in REQUIRED if n not in names]
-            if missing:
-                raise SpaceError(
-                    ErrorKind.BROKEN,
-                    "space_signature",
-                    f"{ENDPOINT} on {self.src} lacks parameters {missing}; it has {list(names)}",
-                )
-            self._params = tuple(n for n in FULL_SIGNATURE if n in names)
+            try:
+                self._params = _check_signature(self.src, api)
+            except SpaceError:
+                client.close()
+                raise
             self._client = client
             return client
 
@@ -129,8 +134,11 @@ class SpaceSession:
         timeout_s: float,
         on_update: Callable[[SpaceUpdate], None],
         should_stop: Callable[[], bool],
+        trace: CallTrace | None = None,
     ) -> tuple[bytes, str]:
         """Run one generation; the result image's bytes and media type (raises SpaceError)."""
+        trace = trace if trace is not None else CallTrace()
+        deadline = time.monotonic() + timeout_s
         client = self.connect()
         kwargs: dict[str, Any] = {
             "prompt": params.prompt,
@@ -143,9 +151,9 @@ class SpaceSession:
             "zero_steps": params.zero_steps,
         }
         kwargs = {k: v for k, v in kwargs.items() if k in self._params}
-        deadline = time.monotonic() + timeout_s
         try:
             job = client.submit(api_name=ENDPOINT, **kwargs)
+            progress = _ProgressReader(trace)
             last: SpaceUpdate | None = None
             while not job.done():
                 if should_stop():
@@ -154,7 +162,7 @@ class SpaceSession:
                 if time.monotonic() > deadline:
                     job.cancel()
                     raise SpaceError(ErrorKind.TRANSIENT, "timeout", f"No result within {timeout_s:.0f} s.")
-                update = _update_from(job.status())
+                update = progress.read(job.status())
                 if update is not None and update != last:
                     on_update(update)
                     last = update
@@ -164,33 +172,75 @@ class SpaceSession:
             raise
         except Exception as exc:
             error = classify(exc)
-            if error.kind is ErrorKind.BROKEN or error.code in ("network", "stream_lost"):
+            if (
+                error.kind is ErrorKind.BROKEN
+                or error.code in _REBUILD_CODES
+                or error.code.startswith("http_5")
+            ):
                 self.reset()
             raise error from exc
-        return _read_result(out, params, image_path)
+        trace.processing = True
+        return read_result(out, params, image_path)
 
 
-def _update_from(status: Any) -> SpaceUpdate | None:
-    code = status.code
-    if code in (GradioStatus.IN_QUEUE, GradioStatus.JOINING_QUEUE, GradioStatus.STARTING):
-        return SpaceUpdate(
-            phase="in_queue",
-            queue_rank=status.rank,
-            queue_size=status.queue_size,
-            eta_seconds=status.eta,
+def _check_signature(src: str, api: Any) -> tuple[str, ...]:
+    endpoint = (api or {}).get("named_endpoints", {}).get(ENDPOINT)
+    if endpoint is None:
+        found = sorted((api or {}).get("named_endpoints", {}))
+        raise SpaceError(
+            ErrorKind.BROKEN,
+            "endpoint_missing",
+            f"{src} has no {ENDPOINT} endpoint (it has {found or 'none'}); is GHIBLI_SPACE the Ghibli Space?",
         )
-    if code is GradioStatus.PROGRESS and status.progress_data:
-        unit = status.progress_data[0]
-        fraction = unit.progress
-        if fraction is None and unit.index is not None and unit.length:
-            fraction = unit.index / unit.length
-        return SpaceUpdate(phase=unit.desc or "processing", progress=fraction)
-    if code in (GradioStatus.PROCESSING, GradioStatus.SENDING_DATA, GradioStatus.ITERATING):
-        return SpaceUpdate(phase="processing")
-    return None
+    names = tuple(p.get("parameter_name") for p in endpoint.get("parameters", []))
+    missing = [n for n in REQUIRED if n not in names]
+    if missing:
+        raise SpaceError(
+            ErrorKind.BROKEN,
+            "space_signature",
+            f"{ENDPOINT} on {src} lacks parameters {missing}; it has {list(names)}",
+        )
+    return tuple(n for n in FULL_SIGNATURE if n in names)
 
 
-def _read_result(out: Any, params: JobParams, image_path: Path) -> tuple[bytes, str]:
+class _ProgressReader:
+    """Turns the Gradio job's status into SpaceUpdates, with an ETA while it makes progress."""
+
+    def __init__(self, trace: CallTrace) -> None:
+        self.trace = trace
+        self._started: float | None = None
+
+    def read(self, status: Any) -> SpaceUpdate | None:
+        code = status.code
+        if code is GradioStatus.LOG and status.log:
+            message = str(status.log[0])
+            if message not in self.trace.notices:
+                self.trace.notices.append(message)
+            return None
+        if code in (GradioStatus.IN_QUEUE, GradioStatus.JOINING_QUEUE, GradioStatus.STARTING):
+            return SpaceUpdate(
+                phase="in_queue", queue_rank=status.rank, queue_size=status.queue_size, eta_seconds=status.eta
+            )
+        if code in (GradioStatus.PROGRESS, GradioStatus.PROCESSING, GradioStatus.ITERATING):
+            self.trace.processing = True
+            if self._started is None:
+                self._started = time.monotonic()
+        if code is GradioStatus.PROGRESS and status.progress_data:
+            unit = status.progress_data[0]
+            fraction = unit.progress
+            if fraction is None and unit.index is not None and unit.length:
+                fraction = unit.index / unit.length
+            eta = None
+            if fraction and 0 < fraction < 1 and self._started is not None:
+                elapsed = time.monotonic() - self._started
+                eta = round(elapsed * (1 - fraction) / fraction, 1)
+            return SpaceUpdate(phase=unit.desc or "processing", progress=fraction, eta_seconds=eta)
+        if code in (GradioStatus.PROCESSING, GradioStatus.SENDING_DATA, GradioStatus.ITERATING):
+            return SpaceUpdate(phase="processing")
+        return None
+
+
+def read_result(out: Any, params: JobParams, image_path: Path) -> tuple[bytes, str]:
     """The downloaded file's bytes, after checking it is a new image of the requested size."""
     path = Path(out if isinstance(out, str | os.PathLike) else (out or {}).get("path", ""))
     try:
@@ -207,7 +257,8 @@ def _read_result(out: Any, params: JobParams, image_path: Path) -> tuple[bytes, 
             img.load()
             size = img.size
             media_type = Image.MIME.get(img.format or "", "application/octet-stream")
-    except (UnidentifiedImageError, OSError) as exc:
+            same_as_input = _same_pixels(img, image_path)
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise SpaceError(
             ErrorKind.TRANSIENT, "result_invalid", "The Space returned something that is not an image."
         ) from exc
@@ -217,8 +268,57 @@ def _read_result(out: Any, params: JobParams, image_path: Path) -> tuple[bytes, 
             "result_wrong_size",
             f"The Space returned {size[0]}x{size[1]}, not the requested {params.width}x{params.height}.",
         )
-    if data == image_path.read_bytes():
+    if same_as_input or data == image_path.read_bytes():
         raise SpaceError(
             ErrorKind.PERMANENT, "result_is_input", "The Space returned the input photo unchanged."
         )
     return data, media_type
+
+
+def _same_pixels(result: Image.Image, image_path: Path) -> bool:
+    """True if the result is the input photo (re-encoded or not): a Space that echoes its input.
+
+    Compared small and grey, so compression noise averages out: a re-encoded input differs by ~1
+    grey level on average there, a stylized picture by tens.
+    """
+    try:
+        with Image.open(image_path) as photo:
+            if photo.size != result.size:
+                return False
+            a = photo.convert("L").resize(_THUMB, Image.Resampling.BILINEAR)
+            b = result.convert("L").resize(_THUMB, Image.Resampling.BILINEAR)
+            return ImageStat.Stat(ImageChops.difference(a, b)).mean[0] < _ECHO_MAX_DIFFERENCE
+    except (UnidentifiedImageError, OSError):
+        return False
+
+
+_THUMB = (64, 64)
+_ECHO_MAX_DIFFERENCE = 3.0
+
+
+_LEFTOVER_RE = re.compile(r"[0-9a-f]{40}")
+
+
+def sweep_download_leftovers(min_age_s: float = 600.0) -> int:
+    """Remove the empty `<tmp>/<40 hex>` directories every gradio_client download leaves behind.
+
+    Only empty directories older than `min_age_s` go: a download creates its directory and writes
+    into it at once, so no running download (of any process) is touched. Returns how many went.
+    """
+    removed = 0
+    cutoff = time.time() - min_age_s
+    root = Path(tempfile.gettempdir())
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return 0
+    for entry in entries:
+        if not _LEFTOVER_RE.fullmatch(entry.name):
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                os.rmdir(entry.path)
+                removed += 1
+        except OSError:
+            continue  # not empty, not ours to remove, or already gone
+    return removed

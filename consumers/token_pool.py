@@ -1,0 +1,159 @@
+"""The HF token pool, shared by every consumer through Redis.
+
+Choosing a token and taking a slot on it is one script (jobs/lua/token_acquire.lua), so two
+consumers never both take the last slot; ending a call is another (token_release.lua). A slot is
+a lease that the running call renews; a consumer that dies stops renewing, and its slot frees
+itself when the lease runs out. Key names and fields: jobs/token_state.py.
+"""
+
+from __future__ import annotations
+
+import enum
+import secrets
+import time
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from consumers.tokens import ANONYMOUS, TokenSet
+from jobs import token_state as ts
+from jobs.scripts import load_script
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+    from redis.asyncio.client import Pipeline
+
+    from jobs.keys import Keys
+
+__all__ = ["Acquired", "Lease", "Outcome", "TokenPool"]
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class Outcome(enum.StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    QUOTA = "quota"
+    ABANDONED = "abandoned"  # cancelled or interrupted: no verdict on the token
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    alias: str
+    call_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Acquired:
+    """What acquire() found: a lease, or why there is none (busy, cooling until, paused until)."""
+
+    lease: Lease | None = None
+    verdict: str = "ok"  # ok | busy | cooling | paused
+    until_ms: int = 0
+
+
+class TokenPool:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        tokens: TokenSet,
+        *,
+        max_in_flight: int,
+        lease_s: float,
+        gpu_seconds_per_call: float,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.tokens = tokens
+        self.aliases = tokens.aliases
+        self.max_in_flight = max_in_flight
+        self.lease_ms = int(lease_s * 1000)
+        self.gpu_seconds_per_call = gpu_seconds_per_call
+        self._acquire = load_script(redis, "token_acquire")
+        self._release = load_script(redis, "token_release")
+
+    async def register(self) -> None:
+        """Make this consumer's tokens (and its malformed ones, disabled) visible to operators."""
+        now = now_ms()
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for token in (*self.tokens.usable, *self.tokens.rejected):
+                self._queue_register(pipe, token.alias, token.source, token.problem, now)
+            if self.tokens.anonymous:
+                self._queue_register(pipe, ANONYMOUS, "no token configured", "", now)
+            await pipe.execute()
+
+    def _queue_register(self, pipe: Pipeline, alias: str, source: str, problem: str, now: int) -> None:
+        key = self.keys.token(alias)
+        pipe.zadd(self.keys.tokens, {alias: now}, nx=True)
+        pipe.hsetnx(key, ts.F_REGISTERED_AT, now)
+        pipe.hset(
+            key,
+            mapping={
+                ts.F_SEEN_AT: now,
+                ts.F_SOURCE: source,
+                ts.F_MAX_IN_FLIGHT: self.max_in_flight,
+                ts.F_DISABLED: "1" if problem else "0",
+                ts.F_PROBLEM: problem,
+            },
+        )
+
+    async def acquire(self, exclude: Collection[str] = ()) -> Acquired:
+        """Take a slot on the best token, or say why none is available (never waits)."""
+        call_id = secrets.token_hex(8)
+        script_keys = [ts.space_key(self.keys)]
+        args: list[str | int] = [now_ms(), self.lease_ms, call_id, self.max_in_flight]
+        for alias in self.aliases:
+            script_keys += [self.keys.token(alias), ts.leases_key(self.keys, alias)]
+            args += [alias, "1" if alias in exclude else "0"]
+        verdict, value = await self._acquire(keys=script_keys, args=args)
+        verdict = verdict.decode() if isinstance(verdict, bytes) else str(verdict)
+        if verdict == "ok":
+            alias = value.decode() if isinstance(value, bytes) else str(value)
+            return Acquired(Lease(alias, call_id))
+        return Acquired(verdict=verdict, until_ms=int(value))
+
+    async def renew(self, lease: Lease) -> bool:
+        """Push the lease's expiry out; False if it had already expired and been dropped."""
+        changed = await self.redis.zadd(
+            ts.leases_key(self.keys, lease.alias),
+            {lease.call_id: now_ms() + self.lease_ms},
+            xx=True,
+            ch=True,
+        )
+        return bool(changed)
+
+    async def release(
+        self,
+        lease: Lease,
+        outcome: Outcome,
+        *,
+        error_code: str = "",
+        cooldown_until_ms: int = 0,
+        requested_s: float = 0,
+        charge_gpu: bool = False,
+    ) -> None:
+        now = now_ms()
+        await self._release(
+            keys=[self.keys.token(lease.alias), ts.leases_key(self.keys, lease.alias)],
+            args=[
+                lease.call_id,
+                now,
+                outcome.value,
+                error_code,
+                cooldown_until_ms,
+                requested_s,
+                "1" if charge_gpu else "0",
+                self.gpu_seconds_per_call,
+                ts.gpu_day(now),
+            ],
+        )
+
+    async def set_space(self, **fields: object) -> None:
+        """Record the Space's readiness or the breaker in the shared `space` hash."""
+        await self.redis.hset(ts.space_key(self.keys), mapping={k: str(v) for k, v in fields.items()})
+
+    async def close_breaker_if_open(self) -> None:
+        await self.redis.hset(ts.space_key(self.keys), ts.S_BREAKER_UNTIL, "0")
