@@ -27,9 +27,7 @@ async def _serve(settings: Settings) -> None:
             redis, keys, job_ttl_s=settings.job_ttl_seconds, blob_ttl_s=settings.blob_ttl_seconds
         )
         blobs = open_blob_store(redis, keys, settings.blob_dir)
-        caller = SpaceCaller(
-            settings.space, call_timeout_s=settings.call_timeout_seconds, max_concurrent=settings.concurrency
-        )
+        caller = await SpaceCaller.open(settings, redis, keys)
         try:
             await Consumer(settings, store, blobs, caller).run()
         finally:

@@ -1,38 +1,65 @@
-"""The consumer: claim entries of the jobs stream, call the Space, store results, acknowledge.
+"""The consumer: claim entries of the jobs stream, run them, keep their leases, take over the dead.
 
-Read top to bottom: `run` starts the loops; `_read_loop` claims new entries while a slot is free;
-`_run_job` takes one entry from claim to XACK. Every write about a job is fenced by the attempt
-its claim returned, so a consumer that lost a job can no longer touch it.
+Read top to bottom: `run` starts the loops and drains on SIGTERM; `_claim_loop` takes new entries
+(and, every lease/3, entries of consumers that died) while a slot is free and the Space is not
+paused; `_lease_loop` renews what runs; `_watch_loop` notices cancelled jobs; `_housekeeping_loop`
+moves due retries back to the stream and reaps consumers that are gone.
 """
 
 from __future__ import annotations
 
+import math
+import shutil
 import signal
 import tempfile
-import threading
-from functools import partial
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import structlog
-from anyio.abc import TaskGroup
 
-from consumers.errors import ErrorKind, SpaceError
-from consumers.space_call import SpaceCaller
-from consumers.space_client import SpaceUpdate
-from jobs.blobs import BlobStore
+from consumers.job_run import CANCELLED, MISSING, SHUTDOWN, TAKEN_OVER, JobRunner, Running
+from consumers.lease import Leases
+from consumers.outage import REDIS_DOWN, Backoff
+from consumers.recovery import (
+    MIN_VERSION,
+    Reaper,
+    Reclaimer,
+    redis_uptime_s,
+    redis_version,
+    restart_guard_s,
+)
+from consumers.retry import DueMover
 from jobs.logs import get_logger
-from jobs.model import Status
 from jobs.redis_conn import BLOCK_MS
-from jobs.store import Claim, JobStore
+from jobs.store import Claim, ClaimRefused
+from metrics.definitions import (
+    JOB_RUN,
+    JOBS_DEAD_LETTERED,
+    JOBS_FINISHED,
+    JOBS_IN_PROGRESS,
+    JOBS_RECLAIMED,
+    LEASES_LOST,
+)
 
 if TYPE_CHECKING:
+    from consumers.space_call import SpaceCaller
+    from jobs.blobs import BlobStore
     from jobs.settings import Settings
+    from jobs.store import JobStore
 
-__all__ = ["Consumer"]
+__all__ = ["Consumer", "ConsumerNameTaken"]
 
 log = get_logger("consumers.worker")
+
+WATCH_INTERVAL_S = 1.0  # how soon a cancelled job's call is stopped when the Space sends nothing
+HOUSEKEEPING_INTERVAL_S = 1.0  # due-mover period; retries are due at most this late
+STOP_WAIT_S = 5.0  # after the grace period, how long stopped calls get to notice before release
+
+
+class ConsumerNameTaken(RuntimeError):
+    """Another live process uses this consumer name (GHIBLI_CONSUMER_NAME must be unique)."""
 
 
 def _entries(reply: object) -> list[tuple[str, dict[bytes, bytes]]]:
@@ -43,7 +70,7 @@ def _entries(reply: object) -> list[tuple[str, dict[bytes, bytes]]]:
     out: list[tuple[str, dict[bytes, bytes]]] = []
     for _stream, entries in streams:
         for entry_id, fields in entries:
-            out.append((entry_id.decode() if isinstance(entry_id, bytes) else entry_id, fields))
+            out.append((entry_id.decode() if isinstance(entry_id, bytes) else entry_id, fields or {}))
     return out
 
 
@@ -51,140 +78,321 @@ class Consumer:
     def __init__(self, settings: Settings, store: JobStore, blobs: BlobStore, caller: SpaceCaller) -> None:
         self.settings = settings
         self.store = store
-        self.blobs = blobs
         self.caller = caller
+        self.redis = store.redis
+        self.keys = store.keys
         self.name = settings.resolved_consumer_name
-        self._in_flight: dict[str, Claim] = {}
+        self.lease_s = settings.lease_seconds
+        self.leases = Leases(self.redis, self.keys, self.name, self.lease_s)
+        self.reclaimer = Reclaimer(self.redis, self.keys, self.name, self.lease_s)
+        self.reaper = Reaper(self.redis, self.keys, self.name)
+        self.due = DueMover(self.redis, self.keys)
+        self._running: dict[str, Running] = {}
+        self._to_release: list[str] = []
         self._slot_freed = anyio.Event()
         self._stopping = anyio.Event()
+        self._give_up = anyio.Event()  # a second signal: stop waiting (for calls, for Redis)
+        self._grace = anyio.CancelScope()
+        self._outage_at = -math.inf  # monotonic time Redis was last seen unavailable
+        self._renewed_at = -math.inf  # monotonic time of the last successful lease renewal
+        self._reclaim_at = 0.0
         self._workdir = Path(tempfile.mkdtemp(prefix="ghibli-consumer-"))
+        self.runner = JobRunner(
+            settings,
+            store,
+            blobs,
+            caller,
+            consumer=self.name,
+            workdir=self._workdir,
+            give_up=self._give_up,
+            to_release=self._to_release,
+        )
 
+    # --- lifecycle ----------------------------------------------------------------------------
     async def run(self) -> None:
-        """Work until SIGTERM/SIGINT, then let running calls finish within the grace period."""
-        await self.store.ensure_group()
-        log.info("consumer started", consumer=self.name, concurrency=self.settings.concurrency)
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._watch_signals, tg)
-            await self._read_loop(tg)
-            with anyio.move_on_after(self.settings.shutdown_grace_seconds) as grace:
-                while self._in_flight:
-                    await self._wait_slot()
-            if grace.cancelled_caught:
-                log.warning("grace period over", abandoned=len(self._in_flight))
-            tg.cancel_scope.cancel()
+        """Work until SIGTERM/SIGINT; then finish running calls within the grace period."""
+        try:
+            async with anyio.create_task_group() as outer:
+                outer.start_soon(self._watch_signals)
+                if await self._start_up():
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(self._lease_loop)
+                        tg.start_soon(self._watch_loop)
+                        tg.start_soon(self._housekeeping_loop)
+                        await self._claim_loop(tg)
+                        await self._drain()
+                        tg.cancel_scope.cancel()
+                    await self._say_goodbye()
+                outer.cancel_scope.cancel()
+        finally:
+            shutil.rmtree(self._workdir, ignore_errors=True)
         log.info("consumer stopped", consumer=self.name)
 
     def stop(self) -> None:
         self._stopping.set()
 
-    async def _watch_signals(self, tg: TaskGroup) -> None:
+    async def _watch_signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:
-                log.info("stopping", signal=signal.Signals(signum).name)
-                self.stop()
-                return
+                if not self._stopping.is_set():
+                    log.info("stopping: no new jobs", signal=signal.Signals(signum).name)
+                    self.stop()
+                else:
+                    log.warning("second signal: not waiting any longer")
+                    self._give_up.set()
+                    self._grace.cancel()
+
+    async def _start_up(self) -> bool:
+        """Check Redis, create the group, take the name, hand back what a predecessor left."""
+        backoff = Backoff(cap_s=5.0)
+        while not self._stopping.is_set():
+            try:
+                version = await redis_version(self.redis)
+                if version < MIN_VERSION:
+                    shown = ".".join(map(str, version))
+                    raise RuntimeError(f"Redis {shown} is too old: consumers need >= 6.2 (XAUTOCLAIM)")
+                await self.store.ensure_group()
+                await self._take_name()
+                left = await self.leases.owned()
+                released = await self.leases.release(left)
+            except REDIS_DOWN as exc:
+                delay = backoff.next_delay()
+                log.warning("redis unavailable at start-up", error=str(exc), retry_in_s=round(delay, 2))
+                with anyio.move_on_after(delay):
+                    await self._stopping.wait()
+                continue
+            log.info(
+                "consumer started",
+                consumer=self.name,
+                concurrency=self.settings.concurrency,
+                lease_s=self.lease_s,
+                redis_version=".".join(map(str, version)),
+                # Redis >= 7 drops entries deleted under the PEL itself and reports them.
+                redis_reports_deleted_entries=version >= (7,),
+                released_from_predecessor=released,
+            )
+            return True
+        return False
+
+    async def _take_name(self) -> None:
+        # A predecessor of the same name that died leaves its liveness key for up to one lease.
+        deadline = time.monotonic() + self.lease_s + 1
+        while not await self.leases.take_name():
+            if time.monotonic() > deadline:
+                raise ConsumerNameTaken(f"consumer name {self.name!r} is in use by a live process")
+            await anyio.sleep(0.5)
+
+    async def _drain(self) -> None:
+        """Let running calls finish within the grace period; stop and hand back the rest."""
+        if self._running:
+            log.info("draining", running=len(self._running), grace_s=self.settings.shutdown_grace_seconds)
+            with self._grace:
+                self._grace.deadline = anyio.current_time() + self.settings.shutdown_grace_seconds
+                while self._running:
+                    await self._wait_slot()
+        if self._running:
+            log.warning("grace period over", running=len(self._running))
+            for running in list(self._running.values()):
+                running.halt(SHUTDOWN)
+            with anyio.move_on_after(STOP_WAIT_S):
+                while self._running:
+                    await self._wait_slot()
+            self._to_release.extend(self._running)  # calls that did not notice the stop in time
+        if self._to_release:
+            with anyio.move_on_after(STOP_WAIT_S):
+                try:
+                    released = await self.runner.persist(lambda: self.leases.release(self._to_release))
+                    log.info("handed back for immediate reclaim", entries=released)
+                except REDIS_DOWN as exc:  # they are reclaimed when their lease runs out instead
+                    log.warning("could not hand back entries", entries=len(self._to_release), error=str(exc))
+
+    async def _say_goodbye(self) -> None:
+        with anyio.move_on_after(STOP_WAIT_S):
+            try:
+                await self.leases.goodbye()
+                # Owning nothing, this consumer can leave the group right away.
+                await self.reaper.reap_one(self.name)
+            except REDIS_DOWN as exc:
+                log.warning("could not say goodbye", error=str(exc))
+
+    # --- claiming -----------------------------------------------------------------------------
+    def _paused_for(self) -> float:
+        until = self.caller.paused_until()
+        return max(0.0, until - time.time()) if until else 0.0
 
     async def _wait_slot(self) -> None:
         self._slot_freed = anyio.Event()
         with anyio.move_on_after(1):
             await self._slot_freed.wait()
 
-    async def _read_loop(self, tg: TaskGroup) -> None:
-        redis = self.store.redis
-        keys = self.store.keys
+    def _note_outage(self, exc: BaseException) -> None:
+        if self._outage_at < self._renewed_at:
+            log.warning("redis unavailable", error=str(exc))
+        self._outage_at = time.monotonic()
+
+    async def _claim_loop(self, tg: anyio.abc.TaskGroup) -> None:
+        backoff = Backoff()
         while not self._stopping.is_set():
-            free = self.settings.concurrency - len(self._in_flight)
+            paused = self._paused_for()
+            if paused > 0:
+                log.info("space paused: not claiming", for_s=round(paused, 1))
+                with anyio.move_on_after(min(paused, 5.0)):
+                    await self._stopping.wait()
+                continue
+            free = self.settings.concurrency - len(self._running)
             if free <= 0:
                 await self._wait_slot()
                 continue
-            reply = await redis.xreadgroup(
-                keys.group, self.name, {keys.stream: ">"}, count=free, block=BLOCK_MS
-            )
-            for entry_id, fields in _entries(reply):
-                job_id = fields.get(b"job", b"").decode()
-                claim = await self.store.claim(job_id, entry_id, self.name)
-                if isinstance(claim, str):
-                    log.info("entry skipped", job_id=job_id, reason=claim)
+            try:
+                await self._reclaim(tg, free)
+                free = self.settings.concurrency - len(self._running)
+                if free <= 0:
                     continue
-                self._in_flight[entry_id] = claim
-                tg.start_soon(self._run_job, claim)
+                reply = await self.redis.xreadgroup(
+                    self.keys.group, self.name, {self.keys.stream: ">"}, count=free, block=BLOCK_MS
+                )
+                backoff.reset()
+                for entry_id, fields in _entries(reply):
+                    await self._start(tg, entry_id, fields)
+            except REDIS_DOWN as exc:
+                self._note_outage(exc)
+                await anyio.sleep(backoff.next_delay())
 
-    async def _run_job(self, claim: Claim) -> None:
+    async def _reclaim(self, tg: anyio.abc.TaskGroup, free: int) -> None:
+        """Take over entries idle for a lease, once our own leases are renewed after any outage."""
+        now = time.monotonic()
+        if now < self._reclaim_at or self._renewed_at <= self._outage_at:
+            return
+        self._reclaim_at = now + self.lease_s / 3
+        # Downtime counts as idle time: after a Redis restart, wait until live consumers renewed.
+        if await redis_uptime_s(self.redis) < restart_guard_s(self.lease_s):
+            return
+        found = await self.reclaimer.reclaim(free)
+        for entry_id in found.deleted:
+            verdict = await self.store.fail_lost_entry(entry_id, self.name)
+            JOBS_RECLAIMED.labels(reason="deleted_entry").inc()
+            if verdict == "failed":
+                JOBS_DEAD_LETTERED.labels(reason="entry_deleted").inc()
+                JOBS_FINISHED.labels(outcome="dead_lettered").inc()
+            log.warning("entry deleted while pending", entry_id=entry_id, job_fate=verdict)
+        for entry_id, fields, deliveries in found.entries:
+            JOBS_RECLAIMED.labels(reason="lease_expired").inc()
+            log.info("entry taken over", entry_id=entry_id, deliveries=deliveries)
+            await self._start(tg, entry_id, fields)
+
+    async def _start(self, tg: anyio.abc.TaskGroup, entry_id: str, fields: dict[bytes, bytes]) -> None:
+        if self._stopping.is_set():
+            self._to_release.append(entry_id)  # delivered as we stopped: hand it straight back
+            return
+        job_id = fields.get(b"job", b"").decode()
+        if not job_id:
+            verdict = await self.store.fail_lost_entry(entry_id, self.name)
+            log.warning("entry without a job", entry_id=entry_id, job_fate=verdict)
+            return
+        claim = await self.store.claim(
+            job_id, entry_id, self.name, max_deliveries=self.settings.max_deliveries
+        )
+        if isinstance(claim, ClaimRefused):
+            await self._refused(job_id, entry_id, claim)
+            return
+        running = Running(claim)
+        self._running[entry_id] = running
+        tg.start_soon(self._run_job, running)
+
+    async def _refused(self, job_id: str, entry_id: str, refusal: ClaimRefused) -> None:
+        if refusal.verdict != "dead":
+            log.info("entry not run", job_id=job_id, verdict=refusal.verdict, reason=refusal.reason)
+            return
+        verdict = await self.store.dead_letter(
+            Claim(job_id, entry_id, refusal.attempt),
+            reason="max_deliveries",
+            error_code="delivery_limit",
+            error_message=(
+                f"Delivered {refusal.deliveries} times without finishing: the consumers running it "
+                "died or lost their lease each time."
+            ),
+            count_failure=False,
+            consumer=self.name,
+        )
+        if verdict == "ok":
+            JOBS_DEAD_LETTERED.labels(reason="max_deliveries").inc()
+            JOBS_FINISHED.labels(outcome="dead_lettered").inc()
+        log.warning("job dead-lettered", job_id=job_id, reason="max_deliveries", verdict=verdict)
+
+    async def _run_job(self, running: Running) -> None:
+        claim = running.claim
+        started = time.monotonic()
+        outcome = "error"
+        JOBS_IN_PROGRESS.inc()
         with structlog.contextvars.bound_contextvars(
             job_id=claim.job_id, attempt=claim.attempt, consumer=self.name
         ):
             try:
-                await self._call_space(claim)
+                outcome = await self.runner.run(running)
+            except REDIS_DOWN:
+                log.warning("job abandoned: redis unavailable")  # its entry is reclaimed later
+            except Exception:
+                log.exception("job run crashed")  # its entry stays pending: reclaimed later
             finally:
-                self._in_flight.pop(claim.entry_id, None)
+                self._running.pop(claim.entry_id, None)
                 self._slot_freed.set()
+                JOBS_IN_PROGRESS.dec()
+                JOB_RUN.labels(outcome=outcome).observe(time.monotonic() - started)
 
-    async def _call_space(self, claim: Claim) -> None:
-        record = await self.store.get(claim.job_id)
-        if record is None:
-            await self.store.ack(claim.entry_id)
-            return
-        photo = await self.blobs.get(record.input_key)
-        if photo is None:
-            await self._fail(claim, "input_expired", "The uploaded photo expired before its turn.")
-            return
-        log.info("job started")
-        stop_flag = threading.Event()  # read by the call's thread, set from here
-        image_path = self._workdir / f"{claim.job_id}-{claim.attempt}.img"
-        await anyio.Path(image_path).write_bytes(photo)
-        try:
-            result = await self.caller.call(
-                record.params,
-                image_path,
-                on_update=partial(self._report_from_thread, claim, stop_flag),
-                stop=stop_flag,
-            )
-        except SpaceError as error:
-            log.warning("space call failed", code=error.code, kind=error.kind.value)
-            if error.code == "cancelled":
-                await self.store.ack(claim.entry_id)
-                return
-            # Retries, token cooling and the circuit breaker arrive with the consumer hardening;
-            # until then every failure is final and visible, never a fake result.
-            await self._fail(claim, error.code, error.message, kind=error.kind)
-            return
-        finally:
-            await anyio.Path(image_path).unlink(missing_ok=True)
-        result_key = f"out/{claim.job_id}/{claim.attempt}"
-        await self.blobs.put(result_key, result.data, self.settings.blob_ttl_seconds)
-        verdict = await self.store.finish(
-            claim,
-            Status.SUCCEEDED,
-            result_key=result_key,
-            result_type=result.media_type,
-            token_alias=result.token_alias,
-            progress=1,
-            phase="done",
-        )
-        if verdict != "ok":
-            await self.blobs.delete(result_key)
-            log.info("result discarded", verdict=verdict)
-        else:
-            log.info("job succeeded", bytes=len(result.data))
+    # --- keeping leases and noticing cancellations ----------------------------------------------
+    async def _lease_loop(self) -> None:
+        backoff = Backoff()
+        while True:
+            try:
+                lost = await self.leases.renew(list(self._running))
+            except REDIS_DOWN as exc:
+                self._note_outage(exc)
+                await anyio.sleep(backoff.next_delay())
+                continue
+            if backoff.failing:
+                log.info("redis back: leases renewed", running=len(self._running))
+            backoff.reset()
+            self._renewed_at = time.monotonic()
+            for entry_id in lost:
+                running = self._running.get(entry_id)
+                if running is not None and not running.reason:
+                    LEASES_LOST.inc()
+                    running.halt(TAKEN_OVER)
+            await anyio.sleep(self.lease_s / 3)
 
-    def _report_from_thread(self, claim: Claim, stop_flag: threading.Event, update: SpaceUpdate) -> None:
-        anyio.from_thread.run(self._report, claim, stop_flag, update)
+    async def _watch_loop(self) -> None:
+        """Stop calls whose job was cancelled, erased or taken over, even if the Space is silent."""
+        while True:
+            await anyio.sleep(WATCH_INTERVAL_S)
+            watched = [r for r in self._running.values() if not r.reason]
+            if not watched:
+                continue
+            try:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    for running in watched:
+                        pipe.hmget(self.keys.job(running.claim.job_id), ["status", "attempt"])
+                    rows = await pipe.execute()
+            except REDIS_DOWN:
+                continue
+            for running, (status, attempt) in zip(watched, rows, strict=True):
+                if status is None:
+                    running.halt(MISSING)
+                elif status == CANCELLED.encode():
+                    running.halt(CANCELLED)
+                elif attempt != str(running.claim.attempt).encode():
+                    running.halt(TAKEN_OVER)
 
-    async def _report(self, claim: Claim, stop_flag: threading.Event, update: SpaceUpdate) -> None:
-        fields: dict[str, object] = {"phase": update.phase}
-        if update.progress is not None:
-            fields["progress"] = round(min(max(update.progress, 0.0), 1.0), 4)
-        fields["queue_rank"] = -1 if update.queue_rank is None else update.queue_rank
-        fields["queue_size"] = -1 if update.queue_size is None else update.queue_size
-        fields["eta_seconds"] = -1 if update.eta_seconds is None else round(update.eta_seconds, 1)
-        verdict = await self.store.update(claim, Status.RUNNING, **fields)
-        if verdict != "ok":
-            # Cancelled, erased, or taken over by another consumer: stop spending the Space.
-            log.info("job no longer ours", verdict=verdict)
-            stop_flag.set()
-
-    async def _fail(
-        self, claim: Claim, code: str, message: str, *, kind: ErrorKind = ErrorKind.PERMANENT
-    ) -> None:
-        await self.store.finish(claim, Status.FAILED, error_code=code, error_message=message, phase="failed")
-        log.info("job failed", code=code, kind=kind.value)
+    async def _housekeeping_loop(self) -> None:
+        reap_at = 0.0
+        while not self._stopping.is_set():
+            try:
+                await self.due.move()
+                if time.monotonic() >= reap_at:
+                    reap_at = time.monotonic() + max(self.lease_s, 5.0)
+                    reaped = await self.reaper.reap()
+                    if reaped:
+                        log.info("consumers removed", names=reaped)
+            except REDIS_DOWN as exc:
+                self._note_outage(exc)
+            with anyio.move_on_after(HOUSEKEEPING_INTERVAL_S):
+                await self._stopping.wait()

@@ -369,6 +369,7 @@ def space(
 # Commands that live in their own modules (ghibli/cmd_*.py) register here, one line each.
 cli.add_command(__import__("ghibli.cmd_metrics").cmd_metrics.metrics_exporter)
 cli.add_command(__import__("ghibli.cmd_doctor").cmd_doctor.doctor)
+cli.add_command(__import__("ghibli.cmd_dlq").cmd_dlq.dlq)
 cli.add_command(cmd_client.submit)
 cli.add_command(cmd_client.status)
 cli.add_command(cmd_client.cancel)

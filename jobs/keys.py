@@ -33,6 +33,11 @@ class Keys:
         return f"{self.prefix}delayed"
 
     @property
+    def entries(self) -> str:
+        """Hash of claimed stream entry id -> job id: ends the job if its entry is deleted under the PEL."""
+        return f"{self.prefix}entries"
+
+    @property
     def dead(self) -> str:
         """Dead-letter stream: jobs that failed for good, with their last error."""
         return f"{self.prefix}dead"

@@ -14,16 +14,18 @@ import msgspec
 from redis.exceptions import ResponseError
 
 from jobs.model import JobParams, JobRecord, Status, params_to_hash
-from jobs.scripts import Scripts
+from jobs.scripts import Scripts, load_script
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
     from jobs.keys import Keys
 
-__all__ = ["Claim", "JobStore", "now_ms"]
+__all__ = ["Claim", "ClaimRefused", "JobStore", "now_ms"]
 
 EVENTS_MAXLEN = 100_000
+# The dead-letter stream is an operator's to-do list: long, but not unbounded.
+DEAD_MAXLEN = 100_000
 
 
 def now_ms() -> int:
@@ -53,6 +55,21 @@ class Claim(msgspec.Struct, frozen=True):
     job_id: str
     entry_id: str
     attempt: int
+    failures: int = 0  # failed calls before this attempt (retries count them; quota waits do not)
+
+
+class ClaimRefused(msgspec.Struct, frozen=True):
+    """Why a delivered entry is not run.
+
+    'skip': the job is missing, finished or superseded (the entry is acknowledged and deleted);
+    'lost': the entry belongs to another consumer now (nothing was touched);
+    'dead': delivered more than max_deliveries times (the caller dead-letters it).
+    """
+
+    verdict: str
+    reason: str
+    attempt: int = 0
+    deliveries: int = 0
 
 
 class JobStore:
@@ -62,6 +79,9 @@ class JobStore:
         self.job_ttl_s = job_ttl_s
         self.blob_ttl_s = blob_ttl_s
         self._scripts = Scripts(redis)
+        self._retry = load_script(redis, "retry")
+        self._dead_letter = load_script(redis, "dead_letter")
+        self._lost_entry = load_script(redis, "lost_entry")
 
     async def ensure_group(self) -> None:
         """Create the stream and its consumer group if missing (idempotent)."""
@@ -100,16 +120,20 @@ class JobStore:
             return None
         return JobRecord.from_hash(job_id, raw)  # type: ignore[arg-type] # bytes replies
 
-    async def claim(self, job_id: str, entry_id: str, consumer: str) -> Claim | str:
-        """Take a delivered entry: a Claim to run it, or the reason not to (entry acked)."""
-        verdict, value = await self._scripts.claim(
-            keys=[self.keys.job(job_id), self.keys.events],
-            args=[job_id, entry_id, consumer, now_ms(), EVENTS_MAXLEN],
+    async def claim(
+        self, job_id: str, entry_id: str, consumer: str, *, max_deliveries: int = 2**31
+    ) -> Claim | ClaimRefused:
+        """Take a delivered entry this consumer owns: a Claim to run it, or why not."""
+        reply = await self._scripts.claim(
+            keys=[self.keys.job(job_id), self.keys.events, self.keys.stream, self.keys.entries],
+            args=[job_id, entry_id, consumer, now_ms(), EVENTS_MAXLEN, self.keys.group, max_deliveries],
         )
-        if _text(verdict) == "ok":
-            return Claim(job_id, entry_id, int(value))
-        await self.ack(entry_id)
-        return _text(value)
+        verdict = _text(reply[0])
+        if verdict == "ok":
+            return Claim(job_id, entry_id, int(reply[1]), int(reply[2]))
+        if verdict == "dead":
+            return ClaimRefused(verdict, "max_deliveries", int(reply[1]), int(reply[2]))
+        return ClaimRefused(verdict, _text(reply[1]))
 
     async def update(self, claim: Claim, status: Status = Status.RUNNING, **fields: object) -> str:
         """A fenced write; returns 'ok', 'fenced', 'missing' or the job's terminal status."""
@@ -122,7 +146,7 @@ class JobStore:
     async def finish(self, claim: Claim, status: Status, **fields: object) -> str:
         """Terminal status + XACK + XDEL in one step, fenced like update()."""
         verdict = await self._scripts.finish(
-            keys=[self.keys.job(claim.job_id), self.keys.events, self.keys.stream],
+            keys=[self.keys.job(claim.job_id), self.keys.events, self.keys.stream, self.keys.entries],
             args=[
                 claim.job_id,
                 claim.attempt,
@@ -138,7 +162,106 @@ class JobStore:
         return _text(verdict)
 
     async def ack(self, entry_id: str) -> None:
-        await self._scripts.ack(keys=[self.keys.stream], args=[self.keys.group, entry_id])
+        await self._scripts.ack(keys=[self.keys.stream, self.keys.entries], args=[self.keys.group, entry_id])
+
+    async def retry(
+        self,
+        claim: Claim,
+        *,
+        due_ms: int,
+        status: Status,
+        phase: str,
+        count_failure: bool,
+        error_code: str,
+        error_message: str,
+    ) -> str:
+        """Ack + delete the entry and park the job in the delayed ZSET until due_ms, fenced.
+
+        Returns 'ok', 'fenced', 'missing' or the terminal status the job already had.
+        """
+        verdict = await self._retry(
+            keys=[
+                self.keys.job(claim.job_id),
+                self.keys.events,
+                self.keys.stream,
+                self.keys.entries,
+                self.keys.delayed,
+            ],
+            args=[
+                claim.job_id,
+                claim.attempt,
+                EVENTS_MAXLEN,
+                self.keys.group,
+                claim.entry_id,
+                due_ms,
+                status.value,
+                phase,
+                1 if count_failure else 0,
+                error_code,
+                error_message,
+            ],
+        )
+        return _text(verdict)
+
+    async def dead_letter(
+        self,
+        claim: Claim,
+        *,
+        reason: str,
+        error_code: str,
+        error_message: str,
+        count_failure: bool,
+        consumer: str,
+    ) -> str:
+        """Dead-letter entry + job 'failed' + ack + delete of the entry, in one fenced step.
+
+        For an entry refused as 'dead' at claim time, pass a Claim with the attempt the refusal
+        reported. Returns 'ok', 'fenced', 'missing' or the terminal status the job already had.
+        """
+        verdict = await self._dead_letter(
+            keys=[
+                self.keys.job(claim.job_id),
+                self.keys.events,
+                self.keys.stream,
+                self.keys.entries,
+                self.keys.dead,
+            ],
+            args=[
+                claim.job_id,
+                claim.attempt,
+                EVENTS_MAXLEN,
+                self.keys.group,
+                claim.entry_id,
+                now_ms(),
+                reason,
+                error_code,
+                error_message,
+                1 if count_failure else 0,
+                DEAD_MAXLEN,
+                consumer,
+            ],
+        )
+        return _text(verdict)
+
+    async def fail_lost_entry(self, entry_id: str, consumer: str) -> str:
+        """End the job of an entry deleted while pending ('failed' + dead letter); the entry leaves the PEL.
+
+        Returns 'failed', 'unknown' (never claimed, so its job is unknown), 'missing', 'superseded'
+        or the terminal status the job already had.
+        """
+        verdict = await self._lost_entry(
+            keys=[self.keys.stream, self.keys.entries, self.keys.events, self.keys.dead],
+            args=[
+                self.keys.group,
+                entry_id,
+                EVENTS_MAXLEN,
+                now_ms(),
+                self.keys.job(""),
+                DEAD_MAXLEN,
+                consumer,
+            ],
+        )
+        return _text(verdict)
 
     async def cancel(self, job_id: str) -> str:
         """Cancel unless terminal; returns 'ok', 'missing' or the terminal status it already had."""

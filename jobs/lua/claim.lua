@@ -1,21 +1,44 @@
--- A consumer takes a delivered entry. Bumps the attempt, the fencing token every later write of
--- this consumer must present. Returns {'ok', attempt} or {'skip', reason} for jobs not to run.
--- KEYS: job, events   ARGV: job_id, entry_id, consumer, now_ms, events_maxlen
-local state = redis.call('HMGET', KEYS[1], 'status', 'entry_id')
+-- A consumer takes a delivered entry it owns. Bumps the attempt, the fencing token every later
+-- write of this consumer must present, and indexes entry -> job, so an entry deleted under the
+-- PEL (its payload gone) can still end its job.
+-- Returns {'ok', attempt, failures} to run it;
+--         {'skip', reason}: the job is missing, finished or superseded; the entry is acked + deleted;
+--         {'lost', reason}: the entry is not this consumer's (any more); nothing is touched;
+--         {'dead', attempt, deliveries}: delivered more than max_deliveries times: dead-letter it.
+-- KEYS: job, events, stream, entries
+-- ARGV: job_id, entry_id, consumer, now_ms, events_maxlen, group, max_deliveries
+local pending = redis.call('XPENDING', KEYS[3], ARGV[6], ARGV[2], ARGV[2], 1)
+if #pending == 0 then
+  return {'lost', 'not_pending'}
+end
+if pending[1][2] ~= ARGV[3] then
+  return {'lost', 'owned_by_another'}
+end
+local function drop(reason)
+  redis.call('XACK', KEYS[3], ARGV[6], ARGV[2])
+  redis.call('XDEL', KEYS[3], ARGV[2])
+  redis.call('HDEL', KEYS[4], ARGV[2])
+  return {'skip', reason}
+end
+local state = redis.call('HMGET', KEYS[1], 'status', 'entry_id', 'attempt', 'failures')
 local status = state[1]
 if not status then
-  return {'skip', 'missing'}
+  return drop('missing')
 end
 if is_terminal(status) then
-  return {'skip', status}
+  return drop(status)
 end
 if state[2] and state[2] ~= ARGV[2] then
   -- A stale entry: the job was re-queued under a newer entry (retry), which owns it now.
-  return {'skip', 'superseded'}
+  return drop('superseded')
+end
+if tonumber(pending[1][4]) > tonumber(ARGV[7]) then
+  return {'dead', state[3] or '0', pending[1][4]}
 end
 local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
 redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[4], 'consumer', ARGV[3],
   'phase', 'starting', 'progress', '0', 'queue_rank', '-1', 'queue_size', '-1',
   'eta_seconds', '-1', 'resume_at', '0', 'error_code', '', 'error_message', '')
+redis.call('HSET', KEYS[4], ARGV[2], ARGV[1])
 emit(KEYS[1], KEYS[2], ARGV[5], ARGV[1], 'running')
-return {'ok', attempt}
+return {'ok', attempt, state[4] or '0'}

@@ -2,7 +2,7 @@
 -- Fenced like update.lua. A job cancelled meanwhile still has its entry acknowledged.
 -- On success, a job with a 'cache_key' field (set at submit) records its result there, so the
 -- same photo with the same parameters can reuse it without a Space call.
--- KEYS: job, events, stream   ARGV: job_id, attempt, events_maxlen, status, group, entry_id,
+-- KEYS: job, events, stream, entries   ARGV: job_id, attempt, events_maxlen, status, group, entry_id,
 --                                   now_ms, result_ttl_s, field, value, ...
 local state = redis.call('HMGET', KEYS[1], 'attempt', 'status')
 if state[1] and state[1] ~= ARGV[2] then
@@ -10,6 +10,7 @@ if state[1] and state[1] ~= ARGV[2] then
 end
 redis.call('XACK', KEYS[3], ARGV[5], ARGV[6])
 redis.call('XDEL', KEYS[3], ARGV[6])
+redis.call('HDEL', KEYS[4], ARGV[6])
 if not state[2] then
   return 'missing'
 end

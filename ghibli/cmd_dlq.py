@@ -1,0 +1,103 @@
+"""`ghibli dlq`: list the dead-letter stream and put dead jobs back on the queue."""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from ghibli.cli import COMMON, _settings, settings_options
+
+if TYPE_CHECKING:
+    from jobs.dead_letters import DeadLetters
+    from jobs.settings import Settings
+
+__all__ = ["dlq"]
+
+
+async def _with_dead_letters(settings: Settings, work: Any) -> Any:
+    from jobs.dead_letters import DeadLetters
+    from jobs.keys import Keys
+    from jobs.redis_conn import connect
+
+    redis = connect(settings.redis_url, max_connections=2, name="dlq")
+    try:
+        keys = Keys(settings.key_prefix, settings.stream_name, settings.group_name)
+        return await work(DeadLetters(redis, keys, job_ttl_s=settings.job_ttl_seconds))
+    finally:
+        await redis.aclose()
+
+
+def _run(values: dict[str, Any], work: Any) -> Any:
+    import anyio
+
+    return anyio.run(_with_dead_letters, _settings(values), work)
+
+
+@click.group()
+def dlq() -> None:
+    """Dead letters: jobs given up on (too many failed calls or deliveries, or a lost entry)."""
+
+
+@dlq.command("list")
+@settings_options(*COMMON)
+@click.option(
+    "--limit", type=click.IntRange(1), default=100, show_default=True, help="Show at most this many."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def list_(limit: int, as_json: bool, **values: Any) -> None:
+    """Show dead letters, oldest first: entry id, job, reason, failures, last error."""
+    import msgspec
+
+    async def work(letters: DeadLetters) -> tuple[int, list[Any]]:
+        return await letters.count(), await letters.page(limit=limit)
+
+    total, page = _run(values, work)
+    for letter in page:
+        if as_json:
+            click.echo(msgspec.json.encode(letter).decode())
+            continue
+        when = datetime.fromtimestamp(letter.at / 1000, tz=UTC).isoformat(timespec="seconds")
+        click.echo(
+            f"{letter.id}  job {letter.job}  {when}  {letter.reason}  failures={letter.failures}\n"
+            f"    {letter.error_code}: {letter.error_message}"
+        )
+    if not as_json:
+        click.echo(
+            f"{total} dead letter(s)" + (f", {len(page)} shown" if len(page) < total else ""), err=True
+        )
+
+
+@dlq.command()
+@settings_options(*COMMON)
+@click.argument("ref", required=False)
+@click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter.")
+def replay(ref: str | None, replay_all: bool, **values: Any) -> None:
+    """Put a dead job back on the queue: REF is a dead-letter entry id or a job id."""
+    if bool(ref) == replay_all:
+        raise click.UsageError("give either one dead-letter id / job id, or --all")
+
+    async def work(letters: DeadLetters) -> list[Any]:
+        if replay_all:
+            return await letters.replay_all()
+        letter = await letters.find(ref or "")
+        if letter is None:
+            raise click.ClickException(f"no dead letter for {ref!r}")
+        return [await letters.replay(letter)]
+
+    results = _run(values, work)
+    replayed = 0
+    for result in results:
+        if result.verdict == "ok":
+            replayed += 1
+            click.echo(f"{result.job}: queued again")
+        elif result.verdict == "missing":
+            click.echo(
+                f"{result.job}: expired, cannot be replayed (its dead letter {result.id} stays)", err=True
+            )
+        else:
+            click.echo(f"{result.job}: not replayed, it is {result.verdict} already", err=True)
+    click.echo(f"{replayed} of {len(results)} replayed", err=True)
+    sys.exit(0 if replayed == len(results) else 1)
