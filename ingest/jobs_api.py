@@ -34,9 +34,14 @@ from jobs.model import JobRecord, Status
 from jobs.wire import JobView, job_view
 from metrics.definitions import JOBS_CANCELLED
 
-__all__ = ["JOB_ID", "JobsController", "job_or_404"]
+__all__ = ["JOB_ID", "JobsController", "job_not_found", "job_or_404"]
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def job_not_found() -> Problem:
+    return Problem(404, "job_not_found", "No such job", "It never existed, expired or was deleted.")
+
 
 IdempotencyKey = Annotated[
     str | None,
@@ -53,7 +58,7 @@ async def job_or_404(services: Services, job_id: str) -> JobRecord:
     """The job, or 404 (a malformed id is simply not found: ids are capabilities, not hints)."""
     record = await services.store.get(job_id) if JOB_ID.fullmatch(job_id) else None
     if record is None:
-        raise Problem(404, "job_not_found", "No such job", "It never existed, expired or was deleted.")
+        raise job_not_found()
     return record
 
 
@@ -191,6 +196,6 @@ class JobsController(Controller):
         await job_or_404(services, job_id)
         verdict = await services.submissions.forget(job_id)
         if verdict is None:
-            raise Problem(404, "job_not_found", "No such job", "It never existed, expired or was deleted.")
+            raise job_not_found()
         if verdict == "ok":
             JOBS_CANCELLED.inc()

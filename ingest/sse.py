@@ -23,10 +23,10 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter
 from litestar.response import ServerSentEventMessage, Stream
 
-from ingest.jobs_api import job_or_404
+from ingest.jobs_api import JOB_ID, job_not_found
 from ingest.problems import problem_responses
 from ingest.services import Services
-from jobs.events import EventsHub
+from jobs.events import EventsHub, Watch
 from jobs.model import JobRecord
 from jobs.wire import job_view
 
@@ -48,26 +48,31 @@ def _last_event_id(raw: str | None) -> int:
         return 0  # not one of ours: start from the snapshot
 
 
-async def status_stream(hub: EventsHub, job_id: str, after: int, keepalive_s: float) -> AsyncIterator[bytes]:
-    with hub.watch(job_id) as watch:  # registered before the snapshot read: no change slips between
-        record = await hub.read(job_id)
+async def status_stream(
+    hub: EventsHub, watch: Watch, record: JobRecord, after: int, keepalive_s: float
+) -> AsyncIterator[bytes]:
+    """Events for one viewer: `watch` was registered before `record` (the snapshot) was read."""
+    try:
         sent = after
-        while record is not None:
-            if record.version > sent:
-                yield encode_status(record)
-                sent = record.version
-            if record.status.terminal:
+        current: JobRecord | None = record
+        while current is not None:
+            if current.version > sent:
+                yield encode_status(current)
+                sent = current.version
+            if current.status.terminal:
                 return
             if await watch.changed(keepalive_s):
                 if watch.gone:
                     return
-                if watch.latest is not None and watch.latest.version > record.version:
-                    record = watch.latest
+                if watch.latest is not None and watch.latest.version > current.version:
+                    current = watch.latest
             else:
                 yield PING
-                fresh = await hub.read(job_id)
-                if fresh is None or fresh.version > record.version:
-                    record = fresh
+                fresh = await hub.snapshot(watch)  # in case the events reader missed something
+                if fresh is None or fresh.version > current.version:
+                    current = fresh
+    finally:
+        hub.unsubscribe(watch)
 
 
 @get(
@@ -89,8 +94,14 @@ async def job_events(
         HeaderParameter(name="Last-Event-ID", required=False, description="The last `id:` you received."),
     ] = None,
 ) -> Stream:
-    await job_or_404(services, job_id)
+    hub = services.events
+    watch = hub.subscribe(job_id) if JOB_ID.fullmatch(job_id) else None
+    record = await hub.snapshot(watch) if watch is not None else None
+    if watch is None or record is None:
+        if watch is not None:
+            hub.unsubscribe(watch)
+        raise job_not_found()
     stream = status_stream(
-        services.events, job_id, _last_event_id(last_event_id), services.settings.sse_keepalive_seconds
+        hub, watch, record, _last_event_id(last_event_id), services.settings.sse_keepalive_seconds
     )
     return Stream(stream, media_type="text/event-stream", headers=_HEADERS)

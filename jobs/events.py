@@ -13,6 +13,8 @@ of growing a queue, and the versions tell it what it has already sent.
 from __future__ import annotations
 
 import asyncio
+import functools
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -37,8 +39,9 @@ log = get_logger("jobs.events")
 class Watch:
     """One viewer's mailbox for one job."""
 
-    def __init__(self, job_id: str) -> None:
+    def __init__(self, job_id: str, seq: int) -> None:
         self.job_id = job_id
+        self.seq = seq  # when it was registered, in the hub's sequence of registrations and reads
         self.latest: JobRecord | None = None
         self.gone = False  # the job hash disappeared (deleted or expired)
         self._changed = asyncio.Event()
@@ -74,40 +77,82 @@ def _entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
     return out
 
 
+class _Read:
+    """A job-hash read in flight, shared by every viewer registered before it started."""
+
+    def __init__(self, seq: int, task: asyncio.Task[JobRecord | None]) -> None:
+        self.seq = seq
+        self.task = task
+
+
 class EventsHub:
     def __init__(self, redis: Redis, keys: Keys, *, block_ms: int = BLOCK_MS, batch: int = 1000) -> None:
         self._redis = redis
         self._keys = keys
         self._block_ms = block_ms
         self._batch = batch
-        self._watches: dict[str, set[Watch]] = {}
+        # Weak: a viewer whose response never started (client gone first) is dropped with it.
+        self._watches: dict[str, weakref.WeakSet[Watch]] = {}
+        self._reads: dict[str, _Read] = {}
+        self._seq = 0
         self.running = False
 
     @property
     def viewers(self) -> int:
         return sum(len(w) for w in self._watches.values())
 
+    def _next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def subscribe(self, job_id: str) -> Watch:
+        """Register a viewer of job_id. Register *before* reading the snapshot: a change that
+        lands between the two is then seen by both paths and the version check drops the
+        duplicate, so none is lost."""
+        watch = Watch(job_id, self._next_seq())
+        self._watches.setdefault(job_id, weakref.WeakSet()).add(watch)
+        return watch
+
+    def unsubscribe(self, watch: Watch) -> None:
+        viewers = self._watches.get(watch.job_id)
+        if viewers is not None:
+            viewers.discard(watch)
+            if not viewers:
+                del self._watches[watch.job_id]
+
     @contextmanager
     def watch(self, job_id: str) -> Iterator[Watch]:
-        """Register a viewer of job_id for the duration of the block.
-
-        Register *before* reading the snapshot: a change that lands between the two is then seen
-        by both paths, and the version check drops the duplicate, so none is lost.
-        """
-        watch = Watch(job_id)
-        self._watches.setdefault(job_id, set()).add(watch)
+        """subscribe() for the duration of a block."""
+        watch = self.subscribe(job_id)
         try:
             yield watch
         finally:
-            viewers = self._watches.get(job_id)
-            if viewers is not None:
-                viewers.discard(watch)
-                if not viewers:
-                    del self._watches[job_id]
+            self.unsubscribe(watch)
 
     async def read(self, job_id: str) -> JobRecord | None:
         raw = await self._redis.hgetall(self._keys.job(job_id))
         return JobRecord.from_hash(job_id, raw) if raw else None  # type: ignore[arg-type] # bytes
+
+    async def snapshot(self, watch: Watch) -> JobRecord | None:
+        """The watched job as it is now, read at most once for all viewers that ask together.
+
+        A viewer joins a read already in flight only if that read started after the viewer was
+        registered, so what it gets is never older than its registration. The read runs in its
+        own task: a viewer that disconnects mid-read cancels only its wait, never the Redis
+        command (a cancelled command could leave its pool connection unreleased).
+        """
+        flight = self._reads.get(watch.job_id)
+        if flight is None or flight.seq < watch.seq or flight.task.done():
+            flight = _Read(self._next_seq(), asyncio.create_task(self.read(watch.job_id)))
+            self._reads[watch.job_id] = flight
+            flight.task.add_done_callback(functools.partial(self._read_done, watch.job_id, flight))
+        return await asyncio.shield(flight.task)
+
+    def _read_done(self, job_id: str, flight: _Read, _task: object) -> None:
+        if self._reads.get(job_id) is flight:
+            del self._reads[job_id]
+        if not flight.task.cancelled():
+            flight.task.exception()  # retrieved: a failed read is reported to its waiters, not logged twice
 
     async def run(self) -> None:
         """Tail the events stream until cancelled; Redis outages are waited out, not fatal."""
@@ -155,5 +200,8 @@ class EventsHub:
             except (ValueError, TypeError) as exc:  # a malformed hash must not stop the reader
                 log.error("events reader: bad job hash", job_id=job_id, error=str(exc))
                 continue
-            for watch in tuple(self._watches.get(job_id, ())):
+            viewers = self._watches.get(job_id)
+            for watch in tuple(viewers or ()):
                 watch.offer(record)
+            if viewers is not None and not viewers:
+                del self._watches[job_id]

@@ -82,8 +82,8 @@ class Driver:
             for entry_id, fields in entries:
                 job_id = fields[b"job"].decode()
                 claim = await self.store.claim(job_id, entry_id.decode(), self.consumer)
-                assert isinstance(claim, Claim), claim
-                claims[job_id] = claim
+                if isinstance(claim, Claim):  # else a deleted or finished job: skipped, as a consumer would
+                    claims[job_id] = claim
 
     async def progress(self, claim: Claim, fraction: float, phase: str = "painting") -> None:
         assert await self.store.update(claim, Status.RUNNING, progress=fraction, phase=phase) == "ok"
