@@ -35,6 +35,7 @@ __all__ = [
     "GhibliClient",
     "JobCancelled",
     "JobFailed",
+    "JobGone",
     "Transport",
     "extension_for",
 ]
@@ -67,15 +68,25 @@ class ApiError(Exception):
 class JobFailed(Exception):
     """The job ended without a picture; `job.error` says why."""
 
-    def __init__(self, job: JobView) -> None:
+    def __init__(self, job: JobView, message: str | None = None) -> None:
         self.job = job
-        reason = job.error.message if job.error else "no reason given"
-        code = f" ({job.error.code})" if job.error else ""
-        super().__init__(f"job {job.id} {job.status.value}: {reason}{code}")
+        if message is None:
+            reason = job.error.message if job.error else "no reason given"
+            code = f" ({job.error.code})" if job.error else ""
+            message = f"job {job.id} {job.status.value}: {reason}{code}"
+        super().__init__(message)
 
 
 class JobCancelled(JobFailed):
     """The job was cancelled (by `cancel`, another client or the operator)."""
+
+
+class JobGone(JobCancelled):
+    """The job vanished while being watched: cancelled and erased (DELETE), or expired.
+    `job` is the last state seen."""
+
+    def __init__(self, job: JobView) -> None:
+        super().__init__(job, f"job {job.id} was cancelled (or deleted) while it was being watched")
 
 
 def _passing(exc: Exception) -> bool:
@@ -91,10 +102,12 @@ class _Seen:
     def __init__(self) -> None:
         self.version = -1
         self.ended = False
+        self.last: JobView | None = None
 
     def is_new(self, job: JobView) -> bool:
         if job.version <= self.version and not job.status.terminal:
             return False
+        self.last = job
         self.version = job.version
         self.ended = job.status.terminal
         return True
@@ -274,6 +287,14 @@ class GhibliClient:
         on a live job by itself: a job may wait for GPU quota for hours and still finish; pass a
         `time.monotonic()` deadline to bound it (TimeoutError)."""
         seen = _Seen()
+        try:
+            yield from self._watch(job_id, seen, deadline)
+        except ApiError as exc:
+            if exc.code == "job_not_found" and seen.last is not None:
+                raise JobGone(seen.last) from None
+            raise
+
+    def _watch(self, job_id: str, seen: _Seen, deadline: float | None) -> Iterator[JobView]:
         fruitless = 0
         use_sse = self.transport != "poll"
         while use_sse:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import click
 
@@ -41,6 +41,10 @@ def server_option(fn: F) -> F:
         show_envvar=True,
         help="Base URL of the ingest API.",
     )(fn)
+
+
+def _unreachable(server: str, exc: Exception) -> NoReturn:
+    raise click.ClickException(f"cannot reach the server at {server}: {exc}")
 
 
 def _local_time(when: datetime) -> str:
@@ -260,6 +264,8 @@ def submit(
     detach: bool,
 ) -> None:
     """Upload photos, follow their jobs with a progress bar each, and write the results."""
+    import httpx
+
     from ghibli.client import ApiError, GhibliClient
 
     mode = progress if progress != "auto" else ("bars" if sys.stderr.isatty() else "lines")
@@ -273,6 +279,8 @@ def submit(
                 display.message(f"{photo}: rejected: {exc}")
                 failed += 1
                 continue
+            except httpx.TransportError as exc:
+                _unreachable(server, exc)
             if detach:
                 click.echo(job.id)
                 continue
@@ -370,6 +378,7 @@ def _print_status(job: JobView, client: GhibliClient) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print each job's status JSON, one per line.")
 def status(job_ids: tuple[str, ...], server: str, as_json: bool) -> None:
     """Show jobs' status: state, progress, queue position, error or result link."""
+    import httpx
     import msgspec
 
     from ghibli.client import ApiError, GhibliClient
@@ -379,6 +388,8 @@ def status(job_ids: tuple[str, ...], server: str, as_json: bool) -> None:
         for job_id in job_ids:
             try:
                 job = client.status(job_id)
+            except httpx.TransportError as exc:
+                _unreachable(server, exc)
             except ApiError as exc:
                 click.echo(f"{job_id}: {exc}", err=True)
                 failed += 1
@@ -395,6 +406,8 @@ def status(job_ids: tuple[str, ...], server: str, as_json: bool) -> None:
 @server_option
 def cancel(job_ids: tuple[str, ...], server: str) -> None:
     """Cancel jobs and erase them and their pictures."""
+    import httpx
+
     from ghibli.client import ApiError, GhibliClient
 
     failed = 0
@@ -402,6 +415,8 @@ def cancel(job_ids: tuple[str, ...], server: str) -> None:
         for job_id in job_ids:
             try:
                 client.cancel(job_id)
+            except httpx.TransportError as exc:
+                _unreachable(server, exc)
             except ApiError as exc:
                 click.echo(f"{job_id}: {exc}", err=True)
                 failed += 1

@@ -141,10 +141,10 @@ def open_page(browser: Any) -> Iterator[Any]:
     assert not problems, f"console errors: {problems}"
 
 
-def shot(page: Any, name: str) -> None:
+def shot(page: Any, name: str, *, full_page: bool = True) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.wait_for_timeout(350)  # let transitions settle
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
 
 
 @pytest.fixture(scope="module")
@@ -331,7 +331,7 @@ def test_queued_job_waits_for_quota_then_fails_and_the_page_says_so(
     consumer.update(claim, Status.WAITING_FOR_QUOTA, resume_at=resume_at, phase="waiting_for_quota")
     page.wait_for_selector("#quota-note:not([hidden])")
     clock = page.evaluate(
-        "ms => new Date(ms).toLocaleTimeString('en', {hour: '2-digit', minute: '2-digit'})", resume_at
+        "ms => new Date(ms).toLocaleTimeString('en', {hour: 'numeric', minute: '2-digit'})", resume_at
     )
     assert page.inner_text("#status-text") == f"Waiting for GPU quota, resumes at {clock}"
     assert "continues by itself" in page.inner_text("#quota-note")
@@ -420,9 +420,9 @@ def test_chinese_dark_phone_layout_and_switches(open_page: Any, live: Ingest, ph
     assert page.get_attribute("#camera", "capture") == "environment"
     # Nothing sticks out sideways on a phone.
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-    shot(page, "11-zh-dark-phone")
+    shot(page, "11-zh-dark-phone", full_page=False)  # a full-page capture drops the touch emulation
     choose_photo(page, photo_file)
-    shot(page, "12-zh-dark-phone-photo")
+    shot(page, "12-zh-dark-phone-photo", full_page=False)
 
     page.click("#lang-toggle")
     assert page.inner_text("#go-label") == "Paint it"

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from redis.asyncio import Redis
@@ -122,13 +122,14 @@ class ScriptedConsumer:
         async def take(store: JobStore, redis: Redis) -> Claim:
             await store.ensure_group()
             for _ in range(50):
-                reply = await redis.xreadgroup(
+                reply: Any = await redis.xreadgroup(
                     self.keys.group, self.name, {self.keys.stream: ">"}, count=100, block=100
                 )
                 for _stream, entries in reply or []:
-                    for entry_id, fields in entries:
-                        if fields[b"job"].decode() == job_id:
-                            claim = await store.claim(job_id, entry_id.decode(), self.name)
+                    for raw_id, fields in entries:
+                        entry_id = raw_id.decode() if isinstance(raw_id, bytes) else str(raw_id)
+                        if fields.get(b"job", b"").decode() == job_id:
+                            claim = await store.claim(job_id, entry_id, self.name)
                             assert isinstance(claim, Claim), claim
                             return claim
             raise AssertionError(f"no stream entry for job {job_id}")

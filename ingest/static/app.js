@@ -84,11 +84,11 @@ function duration(ms) {
 }
 
 function clock(when) {
-  return new Date(when).toLocaleTimeString(lang(), { hour: "2-digit", minute: "2-digit" });
+  return new Date(when).toLocaleTimeString(lang(), { hour: "numeric", minute: "2-digit" });
 }
 
 function dayAndTime(when) {
-  return new Date(when).toLocaleString(lang(), { month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
+  return new Date(when).toLocaleString(lang(), { month: "short", day: "numeric", hour: "numeric", minute: "2-digit" });
 }
 
 function bytes(n) {
@@ -499,6 +499,7 @@ function renderJob(job, force = false) {
   bar.setAttribute("aria-valuenow", String(percent));
   const waiting = job.status !== "running" || job.phase === "in_queue" || job.phase === "starting";
   bar.dataset.waiting = String(waiting && percent === 0);
+  bar.dataset.paused = String(job.status === "waiting_for_quota" || job.status === "retrying");
   $("#f-percent").textContent = `${percent}%`;
   $("#f-phase").textContent = phaseWords(job);
   const queue = job.queue;
@@ -511,7 +512,6 @@ function renderJob(job, force = false) {
   }
   const quota = job.status === "waiting_for_quota";
   $("#quota-note").hidden = !quota;
-  if (quota) $("#quota-text").textContent = line;
   $("#cancel").disabled = false;
   tick();
 }
