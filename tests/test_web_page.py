@@ -72,7 +72,8 @@ def space(workdir: Path) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def live(redis: RedisServer, space: str, workdir: Path) -> Iterator[Ingest]:
     """Ingest + a consumer on the slow Space: the whole pipeline."""
-    env = stack_env(redis, space, LIVE_PREFIX)
+    # Two calls at once on a Space that paints one at a time: a second job waits in its queue.
+    env = stack_env(redis, space, LIVE_PREFIX, GHIBLI_CONCURRENCY="2", GHIBLI_TOKEN_MAX_IN_FLIGHT="2")
     ingest = start_ingest(env, workdir, "live")
     consumer = start_consumer(env, workdir, "live")
     yield ingest
@@ -189,26 +190,41 @@ def test_photo_to_picture_with_live_progress_downloads_history_and_regenerate(
     assert rainy.startswith("Ghibli Studio style, quiet rainy evening")
     assert page.get_attribute("#presets .chip[data-key='preset.rain']", "aria-pressed") == "true"
 
+    # Someone else's job keeps the Space busy, so ours first waits in the Space's queue.
+    blocker = httpx.post(f"{live.url}/v1/jobs", files={"image": photo_file.read_bytes()}).json()
+    deadline = time.monotonic() + JOB_TIMEOUT_MS / 1000
+    while (state := httpx.get(f"{live.url}/v1/jobs/{blocker['id']}").json())["progress"] == 0:
+        assert state["status"] in ("queued", "running"), state
+        assert time.monotonic() < deadline, "the other job never started painting"
+        time.sleep(0.05)
+
     page.get_by_role("button", name="Paint it").click()
     page.wait_for_selector("#stage[data-view='progress']")
     first_id = job_id_of(page)
 
-    # Live progress: sample the percentage until the result shows; it must move through 1..99.
+    # Live progress: sample the page until the result shows; it must move through 1..99.
     seen: list[int] = []
+    places: list[str] = []
     progress_shot = False
-    deadline = time.monotonic() + JOB_TIMEOUT_MS / 1000
     while page.get_attribute("#stage", "data-view") == "progress" and time.monotonic() < deadline:
+        if page.is_visible("#f-queue-wrap"):
+            places.append(page.inner_text("#f-queue"))
+            if len(places) == 1:
+                assert page.inner_text("#status-text") == "In line at the painting service"
+                shot(page, "02-in-the-space-queue")
         value = int(page.inner_text("#f-percent").rstrip("%"))
         seen.append(value)
         if 0 < value < 100 and not progress_shot:
             assert page.inner_text("#f-phase") != "—"
             assert re.fullmatch(r"\d+:\d\d", page.inner_text("#f-elapsed"))
-            shot(page, "02-progress")
+            shot(page, "03-progress")
             progress_shot = True
         page.wait_for_timeout(100)
     page.wait_for_selector("#stage[data-view='result']", timeout=JOB_TIMEOUT_MS)
     assert any(0 < v < 100 for v in seen), f"no intermediate progress seen: {sorted(set(seen))}"
     assert seen == sorted(seen), f"progress went backwards: {seen}"
+    assert places, "the place in the Space's queue was never shown"
+    assert re.fullmatch(r"#1 of \d+", places[0]), places
 
     # The result: the painted picture behind the original, with a slider between them.
     page.wait_for_function("() => document.querySelector('#after').naturalWidth > 0")
@@ -223,7 +239,7 @@ def test_photo_to_picture_with_live_progress_downloads_history_and_regenerate(
         == "45%"
     )
     assert "seed" in page.inner_text("#result-meta")
-    shot(page, "03-result")
+    shot(page, "04-result")
 
     job = httpx.get(f"{live.url}/v1/jobs/{first_id}").json()
     assert job["status"] == "succeeded"
@@ -277,7 +293,7 @@ def test_photo_to_picture_with_live_progress_downloads_history_and_regenerate(
     assert second["params"]["seed"] != job["params"]["seed"]
     assert second["params"]["prompt"] == rainy
     assert (second["params"]["width"], second["params"]["height"]) == (512, 384)
-    shot(page, "04-regenerated-with-history")
+    shot(page, "05-regenerated-with-history")
 
     # Delete from history: gone here and erased on the server.
     page.click(f".history-item[data-id='{first_id}'] .history-delete")
@@ -301,7 +317,7 @@ def test_failed_job_is_explained_in_plain_words_and_can_be_retried(
     assert page.inner_text("#error-text") == "The painting service's GPU worker failed."
     assert "worker" in page.inner_text("#error-detail").lower()
     assert page.is_visible("#retry")
-    shot(page, "05-failed")
+    shot(page, "06-failed")
     job = httpx.get(f"{live.url}/v1/jobs/{job_id_of(page)}").json()
     assert job["status"] == "failed"
 
@@ -319,7 +335,7 @@ def test_queued_job_waits_for_quota_then_fails_and_the_page_says_so(
         "() => document.querySelector('#status-text').textContent.startsWith('Waiting for a free')"
     )
     assert page.get_attribute("#bar", "data-waiting") == "true"
-    shot(page, "06-queued")
+    shot(page, "07-queued")
 
     claim = consumer.take(job_id)
     consumer.update(claim, Status.RUNNING, progress=0.4, phase="painting")
@@ -337,7 +353,7 @@ def test_queued_job_waits_for_quota_then_fails_and_the_page_says_so(
     assert "continues by itself" in page.inner_text("#quota-note")
     eta = page.inner_text("#f-eta")
     assert re.fullmatch(r"about 1[12]:\d\d", eta), eta
-    shot(page, "07-waiting-for-quota")
+    shot(page, "08-waiting-for-quota")
 
     # Long waits are fine: the page has no time-out of its own while the job lives.
     page.wait_for_timeout(3000)
@@ -355,7 +371,7 @@ def test_queued_job_waits_for_quota_then_fails_and_the_page_says_so(
         page.inner_text("#error-text") == "The painting service could not use this photo or these settings."
     )
     assert "the image has no content" in page.inner_text("#error-detail")
-    shot(page, "08-failed-after-quota")
+    shot(page, "09-failed-after-quota")
     assert now_ms() < resume_at  # it failed; it did not wait it out
 
 
@@ -376,7 +392,7 @@ def test_cancel_erases_the_job(
     assert page.inner_text("#toast") == "The job was cancelled and erased."
     assert page.evaluate("location.hash") == ""
     assert not page.is_disabled("#go")
-    shot(page, "09-cancelled")
+    shot(page, "10-cancelled")
     assert httpx.get(f"{ingest.url}/v1/jobs/{job_id}").status_code == 404
 
 
@@ -396,7 +412,7 @@ def test_upload_problem_is_shown_in_plain_words(
     assert page.inner_text("#error-text") == (
         "That kind of file is not supported. Use a JPEG, PNG, WebP or HEIC photo."
     )
-    shot(page, "10-upload-refused")
+    shot(page, "11-upload-refused")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -420,9 +436,9 @@ def test_chinese_dark_phone_layout_and_switches(open_page: Any, live: Ingest, ph
     assert page.get_attribute("#camera", "capture") == "environment"
     # Nothing sticks out sideways on a phone.
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-    shot(page, "11-zh-dark-phone", full_page=False)  # a full-page capture drops the touch emulation
+    shot(page, "12-zh-dark-phone", full_page=False)  # a full-page capture drops the touch emulation
     choose_photo(page, photo_file)
-    shot(page, "12-zh-dark-phone-photo", full_page=False)
+    shot(page, "13-zh-dark-phone-photo", full_page=False)
 
     page.click("#lang-toggle")
     assert page.inner_text("#go-label") == "Paint it"
@@ -500,7 +516,7 @@ def test_labels_keyboard_and_contrast(open_page: Any, live: Ingest, scheme: str)
     ):
         ratio = page.evaluate(_CONTRAST_JS, selector)
         assert ratio >= 4.5, (scheme, selector, ratio)
-    shot(page, f"13-keyboard-{scheme}")
+    shot(page, f"14-keyboard-{scheme}")
 
 
 def test_page_is_served_with_a_strict_policy_and_nothing_from_other_hosts(live: Ingest) -> None:
