@@ -23,6 +23,7 @@ COPY --from=uv /uv /usr/local/bin/uv
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
     UV_PYTHON_DOWNLOADS=never \
+    UV_PYTHON=/usr/local/bin/python3 \
     UV_PROJECT_ENVIRONMENT=/opt/ghibli
 ARG GHIBLI_EXTRAS=space
 WORKDIR /src
