@@ -27,7 +27,7 @@ from space.outputs import OutputDir
 from space.queue_fault import QueueFullFault
 from space.stylizer import STEPS, fast_transform, stylize
 
-__all__ = ["DEFAULT_PROMPT", "PARAMETERS", "SpaceOptions", "build_app", "serve"]
+__all__ = ["DEFAULT_PROMPT", "PARAMETERS", "SpaceOptions", "build_app", "launch", "serve"]
 
 DEFAULT_PROMPT = "Ghibli Studio style, Charming hand-drawn anime-style illustration"
 PARAMETERS = (
@@ -217,13 +217,19 @@ def build_app(options: SpaceOptions) -> tuple[Any, list[Middleware]]:
     return demo, middleware
 
 
-def serve(host: str, port: int, options: SpaceOptions) -> None:
+def launch(options: SpaceOptions, host: str, port: int, *, block: bool = True) -> Any:
+    """Start the app on host:port; with block=False return the running Blocks (`.close()` stops it)."""
     demo, middleware = build_app(options)
     demo.launch(
         server_name=host,
         server_port=port,
         show_error=True,
         quiet=True,
-        prevent_thread_lock=False,
+        prevent_thread_lock=not block,
         app_kwargs={"middleware": middleware},
     )
+    return demo
+
+
+def serve(host: str, port: int, options: SpaceOptions) -> None:
+    launch(options, host, port, block=True)

@@ -29,7 +29,7 @@ def _fractal(h: int, w: int, rng: np.random.Generator, octaves: int = 5, base: i
     out = np.zeros((h, w), np.float32)
     amp, total = 1.0, 0.0
     for o in range(octaves):
-        cells = base * 2**o
+        cells = min(base * 2**o, max(8, max(h, w) // 2))  # finer than 2 px adds nothing
         grid = rng.random((cells + 1, cells + 1)).astype(np.float32)
         out += amp * cv2.resize(grid, (w, h), interpolation=cv2.INTER_CUBIC)
         total += amp
@@ -90,16 +90,15 @@ def meadow(width: int = 960, height: int = 640, seed: int = 1) -> Image.Image:
         img[y0 + (y1 - y0) // 4 : y0 + (y1 - y0) // 2, wx : wx + dw] = (0.2, 0.3, 0.42)
     # Trees: dark trunks and textured crowns.
     leaves = _fractal(h, w, rng, 6, 16)
+    crowns: F32 = np.zeros((h, w), np.float32)
     for tx, size in ((0.18, 0.16), (0.33, 0.11), (0.9, 0.13)):
         cx, cy, r = int(w * tx), int(h * 0.5), int(h * size)
         cv2.rectangle(img, (cx - r // 8, cy), (cx + r // 8, cy + r * 2), (0.28, 0.2, 0.13), -1)
-        crown = np.zeros((h, w), np.float32)
-        cv2.circle(crown, (cx, cy), r, 1.0, -1, cv2.LINE_AA)
-        cv2.circle(crown, (cx - r // 2, cy + r // 3), int(r * 0.7), 1.0, -1, cv2.LINE_AA)
-        cv2.circle(crown, (cx + r // 2, cy + r // 4), int(r * 0.75), 1.0, -1, cv2.LINE_AA)
-        crown = (crown * (0.7 + 0.6 * leaves) > 0.75).astype(np.float32)
-        shade = _rgb(0.12, 0.3, 0.1) * (0.5 + leaves[..., None])
-        img = img * (1 - crown[..., None]) + shade * crown[..., None]
+        cv2.circle(crowns, (cx, cy), r, 1.0, -1, cv2.LINE_AA)
+        cv2.circle(crowns, (cx - r // 2, cy + r // 3), int(r * 0.7), 1.0, -1, cv2.LINE_AA)
+        cv2.circle(crowns, (cx + r // 2, cy + r // 4), int(r * 0.75), 1.0, -1, cv2.LINE_AA)
+    crown = (crowns * (0.7 + 0.6 * leaves) > 0.75)[..., None]
+    img = np.where(crown, _rgb(0.12, 0.3, 0.1) * (0.5 + leaves[..., None]), img)
     return _finish(img, rng)
 
 

@@ -44,8 +44,9 @@ def find_sky(rgb: F32) -> Sky:
     lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)
     lightness, a, b = lab[..., 0], lab[..., 1], lab[..., 2]
     chroma = np.hypot(a, b)
-    blue = (b < -4) & (a < 12) & (lightness > 8)
-    pale = (lightness > 70) & (chroma < 12) & (b < 2)  # overcast is neutral or cool, walls are warm
+    blue = (b < -4) & (a < 5 - 0.5 * b) & (lightness > 8)  # cyan to deep ultramarine
+    # Overcast is neutral or cool (walls are warm); pure white is paper or a studio, not sky.
+    pale = (lightness > 70) & (lightness < 97) & (chroma < 12) & (b < 2)
     # Texture: local deviation of lightness. Sky is smooth; foliage, walls and faces are not.
     mean = cv2.blur(lightness, (5, 5))
     var = cv2.blur(lightness * lightness, (5, 5)) - mean * mean
@@ -95,27 +96,28 @@ def find_sky(rgb: F32) -> Sky:
 
 
 def _fill_clouds(mask: npt.NDArray[Any], lightness: F32, chroma: F32) -> None:
-    """Add the photo's own clouds (and birds) to the sky mask, in place: they are repainted too.
+    """Add the photo's own clouds (and birds, specks) to the sky mask, in place: all are repainted.
 
-    A hole counts when it lies inside the sky, or when it is bright, nearly grey and floats: sky
-    lies below it in most of its columns. Towers, roofs and lighthouses stand on the ground, so
-    there is no sky below them and they stay.
+    A hole counts when it lies inside the sky, when it is a speck, or when it is brighter and paler
+    than the sky and floats: sky lies below it in most of its columns. Towers, roofs and lighthouses
+    stand on the ground, so there is no sky below them and they stay.
     """
     sh, sw = mask.shape
+    sky = mask > 0
+    sky_lightness, sky_chroma = float(lightness[sky].mean()), float(chroma[sky].mean())
     n_holes, hole_labels, stats, _ = cv2.connectedComponentsWithStats(1 - mask, connectivity=4)
     for label in range(1, n_holes):
         x, y, bw, bh, area = stats[label]
-        inside = x > 0 and y > 0 and x + bw < sw and y + bh < sh
-        if inside and area < 0.05 * sw * sh:
-            mask[hole_labels == label] = 1
-            continue
         if y + bh >= sh or area > 0.25 * sw * sh:
-            continue
+            continue  # reaches the bottom edge: ground, not sky
+        inside = x > 0 and y > 0 and x + bw < sw
         region = hole_labels == label
-        if lightness[region].mean() < 60 or chroma[region].mean() > 20:
+        if (inside and area < 0.05 * sw * sh) or area < 0.002 * sw * sh:
+            mask[region] = 1
             continue
-        below = mask[y + bh :, x : x + bw].any(axis=0)
-        if below.mean() >= 0.6:
+        brighter = lightness[region].mean() >= max(55.0, sky_lightness)
+        paler = chroma[region].mean() <= sky_chroma * 0.8 + 5
+        if brighter and paler and mask[y + bh :, x : x + bw].any(axis=0).mean() >= 0.6:
             mask[region] = 1
 
 

@@ -92,6 +92,18 @@ def _skin(lab: F32) -> F32:
     return cv2.GaussianBlur(tone.astype(np.float32), (0, 0), 2)
 
 
+def _detail(lab: F32) -> F32:
+    """0.35 on soft gradients (bokeh, walls, haze) up to 1 where there is texture or an edge.
+
+    Quantizing a soft gradient cuts it into blotches ("camouflage"); keeping the smoothed colour
+    there paints it as a wash, while textured areas still become flat regions of palette colour.
+    """
+    lightness = lab[..., 0]
+    mean = cv2.blur(lightness, (9, 9))
+    spread = np.sqrt(np.maximum(cv2.blur(lightness * lightness, (9, 9)) - mean * mean, 0))
+    return np.clip(spread / 6, 0.35, 1.0).astype(np.float32)
+
+
 def _glow(rgb: F32, scale: float) -> F32:
     """Soft bloom around the brightest areas: the luminous, sunlit feel of painted light."""
     luma = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -140,7 +152,7 @@ def stylize(
     # Painted, not cut out: region borders get a short soft transition, and skin keeps more of
     # its smooth shading (posterized faces look blotchy, Ghibli faces are one tone and a shadow).
     flat = cv2.GaussianBlur(flat, (0, 0), max(0.8, 1.2 * scale))
-    flatness = look.flatness * (1 - 0.5 * _skin(lab))[..., None]
+    flatness = look.flatness * ((1 - 0.5 * _skin(lab)) * _detail(lab))[..., None]
     base = grade(flat * flatness + smooth * (1 - flatness), look)
     if look.bleed > 0:
         base = base * _bleed(flat, look.bleed)[..., None]
