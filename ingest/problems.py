@@ -119,6 +119,17 @@ def _from_http_exception(exc: HTTPException) -> ProblemDetailsException:
     return Problem(exc.status_code, code, detail, detail, headers=exc.headers, **extra)
 
 
+def _from_bad_text(exc: UnicodeDecodeError) -> ProblemDetailsException:
+    # Litestar decodes non-file multipart parts as text while parsing the form, before any handler
+    # runs; undecodable bytes there are the client's mistake (e.g. a photo sent as a plain field).
+    return Problem(
+        400,
+        "malformed_form",
+        "Malformed form",
+        "A form field is not valid UTF-8 text; send the photo as a file part named 'image'.",
+    )
+
+
 def _from_unexpected(exc: Exception) -> ProblemDetailsException:
     log.error("unhandled error", exc_info=exc)
     return Problem(500, "internal_error", "Internal server error", "The server failed; it has been logged.")
@@ -127,6 +138,8 @@ def _from_unexpected(exc: Exception) -> ProblemDetailsException:
 def to_problem(exc: Exception) -> ProblemDetailsException:
     if isinstance(exc, HTTPException):
         return _from_http_exception(exc)
+    if isinstance(exc, UnicodeDecodeError):
+        return _from_bad_text(exc)
     return _from_unexpected(exc)
 
 
@@ -141,6 +154,7 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
             enable_for_all_http_exceptions=True,
             exception_to_problem_detail_map={
                 HTTPException: _from_http_exception,
+                UnicodeDecodeError: _from_bad_text,
                 Exception: _from_unexpected,
             },
         )
