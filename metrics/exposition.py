@@ -65,7 +65,7 @@ def render_latest() -> bytes:
 
 if _MULTIPROCESS:
     # Live gauges of a worker that exits cleanly leave the sum; counters stay, as they should.
-    atexit.register(_multiprocess.mark_process_dead, os.getpid())  # type: ignore[no-untyped-call]
+    atexit.register(_multiprocess.mark_process_dead, os.getpid())
 
 
 def prepare_multiprocess_dir(workers: int) -> Path | None:

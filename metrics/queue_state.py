@@ -139,7 +139,7 @@ def _lag(
     delivered = 0
     start = "-"
     while delivered < scan_limit:
-        page = redis.xrange(keys.stream, start, last_delivered, count=_PAGE)
+        page = redis.xrange(keys.stream, start, last_delivered, count=_PAGE) or []
         delivered += len(page)
         if len(page) < _PAGE:
             return max(0, length - delivered)

@@ -17,6 +17,7 @@ them every second with the rules of ops/prometheus (StuckJobs and NoConsumers tu
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -45,6 +46,9 @@ KEYS = Keys()
 LEASE_S = 5
 TOKENS = "hf_" + "A" * 34 + ",hf_" + "B" * 34
 TERMINAL = {"succeeded", "failed", "cancelled"}
+# 2 s per call; the first two calls refused with the real quota error, "Try again in 0:00:06".
+SPACE_OPTIONS = ["--engine", "fast", "--delay", "2", "--fault-kind", "quota", "--fault-first", "2"]
+SPACE_OPTIONS += ["--fault-retry-after", "6"]
 TUNINGS = [
     # A consumer renews every lease/3; nobody reclaims from a frozen last consumer.
     Tuning("StuckJobs", signal="idle", for_="2s", replace=(("> 120", f"> {2 * LEASE_S}"),)),
@@ -109,8 +113,7 @@ def test_dashboard_has_data_and_stuck_jobs_fire(stack: dict[str, object]) -> Non
     space_port = free_port()
     space_url = f"http://127.0.0.1:{space_port}/"
     space = ghibli(
-        ["space", "--port", str(space_port), "--engine", "fast", "--delay", "2"]
-        + ["--fault-kind", "quota", "--fault-first", "2", "--fault-retry-after", "6"],
+        ["space", "--port", str(space_port), *SPACE_OPTIONS],
         base_env(),
         tmp / "space.log",
     ).start()
@@ -182,7 +185,8 @@ def test_dashboard_has_data_and_stuck_jobs_fire(stack: dict[str, object]) -> Non
         succeeded = [j for j in jobs.values() if j["status"] == "succeeded"]
         assert len(succeeded) + len(lost) == len(ids)
 
-        duplicate = submit(client, 1, photo)  # same photo, same parameters: the cached result
+        # The same photo with the same parameters again: the cached result, no Space call.
+        duplicate = submit(client, succeeded[0]["params"]["seed"], photo)
         assert client.get(f"/v1/jobs/{duplicate}").json()["status"] == "succeeded"
         refused = client.post("/v1/jobs", files={"image": ("notes.txt", b"not a photo", "text/plain")})
         assert refused.status_code in (415, 422), refused.text
@@ -190,13 +194,15 @@ def test_dashboard_has_data_and_stuck_jobs_fire(stack: dict[str, object]) -> Non
         assert client.delete(f"/v1/jobs/{cancelled}").status_code in (200, 202, 204)
         accepted = len(ids) + 2
 
-        # Each live endpoint, scraped directly, is valid exposition.
+        # Each live endpoint, scraped directly, is valid exposition and shows no token.
         for url in [
             f"{base}/metrics",
             f"http://127.0.0.1:{exporter_port}/metrics",
             *(f"http://127.0.0.1:{port}/metrics" for name, (_, port) in consumers.items() if name != "c-a"),
         ]:
-            promtool_check_metrics(httpx.get(url, timeout=10).text)
+            text = httpx.get(url, timeout=10).text
+            promtool_check_metrics(text)
+            assert not any(token in text for token in TOKENS.split(",")), url
 
         # --- 2. the last consumer freezes while it holds a job -----------------------------------
         stopped, _ = consumers["c-c"]
@@ -251,3 +257,12 @@ def test_dashboard_has_data_and_stuck_jobs_fire(stack: dict[str, object]) -> Non
     assert float(stuck_alert["value"]) > 2 * LEASE_S
     assert prometheus.value("max(redis_memory_used_bytes)") > 0
     redis.close()
+
+    # The processes' logs: one JSON object per line, and never a token.
+    for proc in [ingest, exporter, *(p for p, _ in consumers.values())]:
+        text = proc.log()
+        assert not any(token in text for token in TOKENS.split(",")), proc.log_path
+    for name, (proc, _) in consumers.items():
+        lines = [json.loads(line) for line in proc.log().splitlines() if line.strip()]
+        started_jobs = [line for line in lines if line["event"] == "job started"]
+        assert all({"job_id", "attempt", "consumer"} <= line.keys() for line in started_jobs), name
