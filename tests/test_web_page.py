@@ -19,6 +19,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from ingest.page import STATIC_DIR
 from jobs.model import Status
 from jobs.store import now_ms
 from tests.photos import encode, landscape
@@ -42,7 +43,7 @@ ARTIFACTS = ROOT / "test-artifacts" / "web"
 TIMES = "\u00d7"  # the multiplication sign the page writes sizes with
 DEFAULT_PROMPT = "Ghibli Studio style, Charming hand-drawn anime-style illustration"
 JOB_TIMEOUT_MS = 120_000
-STATIC_FILES = ("app.js", "api.js", "i18n.js", "history.js", "app.css", "favicon.svg")
+STATIC_FILES = sorted(path.name for path in STATIC_DIR.iterdir())
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
 
@@ -142,9 +143,9 @@ def open_page(browser: Any) -> Iterator[Any]:
     assert not problems, f"console errors: {problems}"
 
 
-def shot(page: Any, name: str, *, full_page: bool = True) -> None:
+def shot(page: Any, name: str, *, full_page: bool = True, settle_ms: int = 350) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.wait_for_timeout(350)  # let transitions settle
+    page.wait_for_timeout(settle_ms)  # let transitions settle
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
 
 
@@ -211,7 +212,7 @@ def test_photo_to_picture_with_live_progress_downloads_history_and_regenerate(
             places.append(page.inner_text("#f-queue"))
             if len(places) == 1:
                 assert page.inner_text("#status-text") == "In line at the painting service"
-                shot(page, "02-in-the-space-queue")
+                shot(page, "02-in-the-space-queue", settle_ms=0)
         value = int(page.inner_text("#f-percent").rstrip("%"))
         seen.append(value)
         if 0 < value < 100 and not progress_shot:
