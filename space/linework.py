@@ -34,8 +34,8 @@ def line_art(gray: F32, scale: float, *, tau: float = 0.985, eps: float = -0.004
     return np.asarray(cv2.GaussianBlur(ink, (0, 0), 0.5 * max(scale, 0.6)), dtype=np.float32)
 
 
-def paper_texture(h: int, w: int, rng: np.random.Generator) -> F32:
-    """Multiplicative texture around 1.0: fine paper grain, brush streaks and pigment blotches."""
+def paper_texture(h: int, w: int, rng: np.random.Generator, *, paper: float = 1.0, blotch: float = 1.0) -> F32:
+    """Multiplicative texture around 1.0: paper grain and brush streaks (`paper`), pigment blotches."""
     # Grain drawn at half size and enlarged: a paper tooth of about two pixels.
     grain: F32 = rng.standard_normal((max(1, h // 2), max(1, w // 2)), dtype=np.float32)
     grain = cv2.resize(grain, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -52,4 +52,5 @@ def paper_texture(h: int, w: int, rng: np.random.Generator) -> F32:
     # Pigment blotches: very low-frequency noise, as a wash dries unevenly.
     blot: F32 = rng.standard_normal((max(2, h // 48), max(2, w // 48)), dtype=np.float32)
     blot = cv2.resize(blot, (w, h), interpolation=cv2.INTER_CUBIC)
-    return np.asarray(1 + 0.008 * grain + 0.012 * streak + 0.02 * blot, dtype=np.float32)
+    texture = 1 + np.float32(paper) * (0.008 * grain + 0.012 * streak) + np.float32(0.02 * blotch) * blot
+    return np.asarray(texture, dtype=np.float32)

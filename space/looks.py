@@ -36,8 +36,10 @@ class Look:
     line_strength: float  # opacity of the line art
     line_colour: RGB
     flatness: float  # 0 keeps the smoothed shading, 1 is pure palette colours
-    paper: float  # strength of the paper grain and pigment blotches
+    paper: float  # strength of the paper grain and brush streaks
+    blotch: float  # strength of the uneven, low-frequency pigment wash
     bleed: float  # watercolour edge darkening where painted regions meet
+    wet: float  # wet-in-wet softening of the colour layer (blur, in pixels at 768)
 
 
 DAY = Look(
@@ -58,7 +60,9 @@ DAY = Look(
     line_colour=(0.22, 0.16, 0.14),
     flatness=0.6,
     paper=1.0,
+    blotch=1.0,
     bleed=0.0,
+    wet=0.0,
 )
 
 _TIME_OF_DAY: dict[str, dict[str, Any]] = {
@@ -78,8 +82,8 @@ _TIME_OF_DAY: dict[str, dict[str, Any]] = {
     "night": {
         "sky_top": (0.05, 0.09, 0.24),
         "sky_horizon": (0.20, 0.30, 0.50),
-        "cloud_light": (0.62, 0.68, 0.86),
-        "cloud_shade": (0.10, 0.13, 0.28),
+        "cloud_light": (0.40, 0.45, 0.62),
+        "cloud_shade": (0.09, 0.11, 0.24),
         "clouds": (0, 2),
         "stars": True,
         "shadow": (0.07, 0.08, 0.16),
@@ -104,7 +108,16 @@ _SEASON: dict[str, dict[str, Any]] = {
     },
 }
 _MEDIUM: dict[str, dict[str, Any]] = {
-    "watercolor": {"line_strength": 0.35, "flatness": 0.35, "paper": 2.2, "bleed": 0.5, "saturation": 0.95},
+    "watercolor": {
+        "line_strength": 0.4,
+        "flatness": 0.35,
+        "paper": 2.5,
+        "blotch": 0.6,
+        "bleed": 0.6,
+        "wet": 2.5,
+        "saturation": 0.95,
+        "exposure": 1.1,
+    },
 }
 
 # Words a user may type, mapped to the canonical keyword above.
@@ -137,16 +150,19 @@ _WORDS = re.compile(r"\b(" + "|".join(sorted(map(re.escape, KEYWORDS), key=len, 
 def look_for_prompt(prompt: str) -> Look:
     """The look a prompt asks for: time of day, then season or weather, then medium.
 
-    When a prompt names two times of day, night wins over sunset (it changes more of the picture).
+    When a prompt names two times of day, night wins over sunset (it changes more of the picture);
+    at sunset or night, rain brings its clouds and muted colours but keeps that sky's colours.
     """
     found = {KEYWORDS[m] for m in _WORDS.findall(prompt.lower())}
-    look = DAY
-    names = []
-    for group in (_TIME_OF_DAY, _SEASON, _MEDIUM):
-        for name in ("night", "sunset") if group is _TIME_OF_DAY else group:
+    time_of_day = next((name for name in ("night", "sunset") if name in found), None)
+    look, names = DAY, []
+    if time_of_day:
+        look, names = replace(look, **_TIME_OF_DAY[time_of_day]), [time_of_day]
+    for group in (_SEASON, _MEDIUM):
+        for name, changes in group.items():
             if name in found:
-                look = replace(look, **group[name])
+                if time_of_day:
+                    changes = {k: v for k, v in changes.items() if not k.startswith(("sky_", "cloud_"))}
+                look = replace(look, **changes)
                 names.append(name)
-                if group is _TIME_OF_DAY:
-                    break
     return replace(look, name="+".join(names) or "day")

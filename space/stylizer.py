@@ -154,6 +154,8 @@ def stylize(
     flat = cv2.GaussianBlur(flat, (0, 0), max(0.8, 1.2 * scale))
     flatness = look.flatness * ((1 - 0.5 * _skin(lab)) * _detail(lab))[..., None]
     base = grade(flat * flatness + smooth * (1 - flatness), look)
+    if look.wet > 0:
+        base = cv2.GaussianBlur(base, (0, 0), look.wet * scale / 2)
     if look.bleed > 0:
         base = base * _bleed(flat, look.bleed)[..., None]
 
@@ -170,7 +172,7 @@ def stylize(
     ink *= (1 - sky_core) * np.float32(look.line_strength)
 
     step(STEPS[5])
-    texture = 1 + (paper_texture(height, width, rng) - 1) * np.float32(look.paper)
+    texture = paper_texture(height, width, rng, paper=look.paper, blotch=look.blotch)
     line = np.asarray(look.line_colour, dtype=np.float32)
     out = colour * (texture * (1 - ink))[..., None] + line * ink[..., None]
     floor = np.asarray(look.shadow, dtype=np.float32) * 0.8
