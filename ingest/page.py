@@ -13,6 +13,7 @@ from litestar import Router, get
 from litestar.datastructures import CacheControlHeader
 from litestar.response import File
 from litestar.static_files import create_static_files_router
+from litestar.types import ControllerRouterHandler
 
 __all__ = ["STATIC_DIR", "page_routes"]
 
@@ -58,4 +59,4 @@ _static: Router = create_static_files_router(
     include_in_schema=False,
 )
 
-page_routes = [index, _static]
+page_routes: list[ControllerRouterHandler] = [index, _static]

@@ -63,7 +63,7 @@ export function shownPercent(job) {
 
 export function renderJob(job, force = false) {
   const percent = shownPercent(job);
-  setBusy(true, job.status === "running" ? percent : null);
+  setBusy(true, job.status === "running" && percent > 0 ? percent : null);
   if (!state.shown || state.shown.kind !== "active") return;
   let line = statusLine(job);
   if (state.link === "reconnecting") line = t("status.reconnecting");
