@@ -34,7 +34,9 @@ def line_art(gray: F32, scale: float, *, tau: float = 0.985, eps: float = -0.004
     return np.asarray(cv2.GaussianBlur(ink, (0, 0), 0.5 * max(scale, 0.6)), dtype=np.float32)
 
 
-def paper_texture(h: int, w: int, rng: np.random.Generator, *, paper: float = 1.0, blotch: float = 1.0) -> F32:
+def paper_texture(
+    h: int, w: int, rng: np.random.Generator, *, paper: float = 1.0, blotch: float = 1.0
+) -> F32:
     """Multiplicative texture around 1.0: paper grain and brush streaks (`paper`), pigment blotches."""
     # Grain drawn at half size and enlarged: a paper tooth of about two pixels.
     grain: F32 = rng.standard_normal((max(1, h // 2), max(1, w // 2)), dtype=np.float32)

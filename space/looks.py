@@ -161,8 +161,7 @@ def look_for_prompt(prompt: str) -> Look:
     for group in (_SEASON, _MEDIUM):
         for name, changes in group.items():
             if name in found:
-                if time_of_day:
-                    changes = {k: v for k, v in changes.items() if not k.startswith(("sky_", "cloud_"))}
-                look = replace(look, **changes)
+                sky_keys = ("sky_", "cloud_") if time_of_day else ()
+                look = replace(look, **{k: v for k, v in changes.items() if not k.startswith(sky_keys)})
                 names.append(name)
     return replace(look, name="+".join(names) or "day")
