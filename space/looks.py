@@ -155,9 +155,10 @@ def look_for_prompt(prompt: str) -> Look:
     """
     found = {KEYWORDS[m] for m in _WORDS.findall(prompt.lower())}
     time_of_day = next((name for name in ("night", "sunset") if name in found), None)
-    look, names = DAY, []
+    look, names = DAY, list[str]()
     if time_of_day:
-        look, names = replace(look, **_TIME_OF_DAY[time_of_day]), [time_of_day]
+        look = replace(look, **_TIME_OF_DAY[time_of_day])
+        names.append(time_of_day)
     for group in (_SEASON, _MEDIUM):
         for name, changes in group.items():
             if name in found:
