@@ -2,7 +2,7 @@
 
 Photos hold thousands of colours; a painting holds a dozen mixed ones. k-means in Lab (where
 distance is close to what the eye sees) on a small sample finds that dozen; every pixel then takes
-its nearest palette colour, found with one matrix product.
+its nearest palette colour through a 32x32x32 look-up table over Lab.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ F32 = npt.NDArray[Any]  # float32 pixels in 0..1 (OpenCV's stubs type its result
 U8 = npt.NDArray[Any]  # uint8 pixels or labels
 
 _WEIGHTS = np.array([1.3, 1.0, 1.0], dtype=np.float32)  # lightness separates regions first
+_CELLS = 32  # look-up table cells per 8-bit Lab axis
 
 
 def fit_palette(lab: F32, colours: int, iterations: int = 8) -> F32:
@@ -53,13 +54,26 @@ def _nearest(pts: F32, centres: F32) -> npt.NDArray[np.intp]:
     return np.asarray(d.argmin(axis=1))
 
 
+def _lookup_table(centres: F32) -> U8:
+    """Nearest palette index for every cell of 8-bit Lab cut into 32x32x32 cells.
+
+    32768 cells cost less than the 150 000 pixels of a 768x768 painting's colour layer, and each
+    pixel then needs a single table look-up.
+    """
+    grid = (np.arange(_CELLS, dtype=np.float32) + 0.5) * (256 / _CELLS)
+    l_, a, b = np.meshgrid(grid * (100 / 255), grid - 128, grid - 128, indexing="ij")
+    cells = np.stack([l_, a, b], axis=-1).reshape(-1, 3)
+    return _nearest(cells * _WEIGHTS, centres * _WEIGHTS).astype(np.uint8).reshape(_CELLS, _CELLS, _CELLS)
+
+
 def quantize(rgb: F32, centres: F32) -> tuple[F32, U8]:
     """Each pixel's palette colour (RGB 0..1) and palette index; labels are ordered by lightness."""
     centres = centres[np.argsort(centres[:, 0])]
-    lab = cv2.cvtColor(np.clip(rgb, 0, 1), cv2.COLOR_RGB2LAB)
-    labels: U8 = _nearest(lab.reshape(-1, 3) * _WEIGHTS, centres * _WEIGHTS).astype(np.uint8)
+    lab8: U8 = cv2.cvtColor((np.clip(rgb, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2LAB)
+    cell = lab8 // (256 // _CELLS)
+    labels: U8 = _lookup_table(centres)[cell[..., 0], cell[..., 1], cell[..., 2]]
     # Median on lightness-ordered labels removes speckles and jagged borders between regions.
-    labels = cv2.medianBlur(labels.reshape(rgb.shape[:2]), 5)
+    labels = cv2.medianBlur(labels, 5)
     palette_rgb = cv2.cvtColor(centres[None, :, :], cv2.COLOR_LAB2RGB)[0]
     return palette_rgb[labels].astype(np.float32), labels
 
