@@ -22,12 +22,23 @@ from PIL import Image
 
 __all__ = ["OutputDir"]
 
+_PREFIX = "ghibli-space-"
+
+
+def _remove_orphans() -> None:
+    """Delete output directories of Space processes that are gone (SIGTERM skips atexit)."""
+    for entry in Path(tempfile.gettempdir()).glob(f"{_PREFIX}*-*"):
+        pid = entry.name[len(_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(entry, ignore_errors=True)
+
 
 class OutputDir:
     """A private temporary directory for this process's outputs, swept of old files as it goes."""
 
     def __init__(self, keep_s: float = 900.0) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix="ghibli-space-"))
+        _remove_orphans()
+        self.path = Path(tempfile.mkdtemp(prefix=f"{_PREFIX}{os.getpid()}-"))
         self._keep_s = keep_s
         self._lock = threading.Lock()
         self._last_sweep = time.monotonic()
