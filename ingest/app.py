@@ -19,6 +19,7 @@ from ingest.problems import problem_details_plugin
 from ingest.request_log import RequestLogMiddleware
 from ingest.services import provide_services, services_lifespan
 from ingest.sse import job_events
+from jobs.logs import configure_logging
 from jobs.settings import Settings, load_settings
 
 __all__ = ["create_app"]
@@ -29,6 +30,8 @@ _FORM_OVERHEAD = 64 * 1024
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
+    # Each uvicorn worker is a fresh (spawned) process: its logs need the JSON set-up too.
+    configure_logging(settings.log_level, settings.log_format)
     return Litestar(
         route_handlers=[
             JobsController,
