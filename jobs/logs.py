@@ -29,6 +29,10 @@ def _scrub(value: Any) -> Any:
     return value
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Ours, so configuring again replaces it instead of adding a second one."""
+
+
 def scrub_secrets(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: no token, bearer secret or binary payload reaches a log line."""
     for key, value in event.items():
@@ -60,7 +64,7 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         cache_logger_on_first_use=True,
     )
     # The standard library's records (libraries) through the same chain and renderer.
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
@@ -73,6 +77,8 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         )
     )
     root = logging.getLogger()
+    if any(not isinstance(h, _StderrHandler) for h in root.handlers):
+        return  # someone else (pytest's log capture, an embedding app) owns the root logger
     root.handlers[:] = [handler]
     # Libraries chat at INFO (every HTTP request of httpx); their warnings and errors matter.
     root.setLevel(max(numeric_level, logging.WARNING))
