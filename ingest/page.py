@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from litestar import Router, get
+from litestar import HttpMethod, Router, route
 from litestar.datastructures import CacheControlHeader
 from litestar.response import File
 from litestar.static_files import create_static_files_router
@@ -41,7 +41,8 @@ _PAGE_HEADERS = {
 }
 
 
-@get("/", include_in_schema=False, name="page")
+# HEAD too: uptime checks and link previews probe the page with it.
+@route("/", http_method=[HttpMethod.GET, HttpMethod.HEAD], include_in_schema=False, name="page")
 async def index() -> File:
     return File(
         STATIC_DIR / "index.html",

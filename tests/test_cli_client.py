@@ -280,3 +280,25 @@ def test_the_client_class_waits_through_sse_and_by_polling(live: Ingest, tmp_pat
     assert failed.value.job.error is not None
     assert failed.value.job.error.code == "space_worker_error"
     assert httpx.get(f"{live.url}/v1/jobs/{failing.id}").json()["status"] == "failed"
+
+
+def test_detach_prints_the_ids_and_status_reads_them(
+    held: tuple[Ingest, ScriptedConsumer], tmp_path: Path
+) -> None:
+    ingest, _consumer = held
+    photos = [photo(tmp_path / f"p{i}.jpg", 320, 240, 20 + i) for i in range(2)]
+    done = ghibli_cli("submit", *map(str, photos), "--detach", "--seed", "5", "--server", ingest.url)
+    assert done.returncode == 0, done.stderr
+    ids = done.stdout.split()
+    assert len(ids) == 2
+    assert all(re.fullmatch(r"[0-9a-f]{32}", job_id) for job_id in ids)
+    status = ghibli_cli("status", *ids, "--json", "--server", ingest.url)
+    views = [json.loads(line) for line in status.stdout.splitlines()]
+    assert [v["id"] for v in views] == ids
+    assert {v["status"] for v in views} == {"queued"}
+    assert {v["params"]["seed"] for v in views} == {5}
+    # Sizes were left to the server: each photo's shape at the default longest side.
+    assert {(v["params"]["width"], v["params"]["height"]) for v in views} == {(768, 576)}
+    cancelled = ghibli_cli("cancel", *ids, "--server", ingest.url)
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert len(cancelled.stdout.splitlines()) == 2

@@ -521,6 +521,7 @@ def test_labels_keyboard_and_contrast(open_page: Any, live: Ingest, scheme: str)
 
 
 def test_page_is_served_with_a_strict_policy_and_nothing_from_other_hosts(live: Ingest) -> None:
+    assert httpx.head(live.url + "/").status_code == 200
     page = httpx.get(live.url + "/")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
