@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from ingest.client_ip import ClientAddress
-from tests.ingest_support import api, photo_bytes, settings_for
+from tests.ingest_support import Driver, api, photo_bytes, settings_for
 from tests.procs import Proc, RedisServer, base_env, free_port, ghibli, wait_until
 
 pytestmark = pytest.mark.anyio
@@ -22,11 +22,12 @@ def form(seed: int = 1) -> dict[str, Any]:
 
 async def test_backlog_over_the_limit_is_503(redis_server: RedisServer) -> None:
     settings = settings_for(redis_server, GHIBLI_MAX_BACKLOG="3")
+    driver = Driver(settings)
     async with api(settings) as client:
         for seed in (1, 2):
             assert (await client.post("/v1/jobs", **form(seed))).status_code == 202
-        delayed = f"{settings.key_prefix}delayed"
-        redis = client.app.state.services.redis
+        delayed = driver.keys.delayed
+        redis = driver.redis  # the app's own client lives on the app's event loop
         await redis.zadd(delayed, {"a-retrying-job": 1})  # retries waiting count as backlog too
         response = await client.post("/v1/jobs", **form(3))
         assert response.status_code == 503
@@ -40,6 +41,7 @@ async def test_backlog_over_the_limit_is_503(redis_server: RedisServer) -> None:
         assert (await client.get("/healthz")).status_code == 200
         await redis.zrem(delayed, "a-retrying-job")
         assert (await client.post("/v1/jobs", **form(3))).status_code == 202
+    await driver.close()
 
 
 async def test_submissions_are_limited_per_client_across_processes(redis_server: RedisServer) -> None:
