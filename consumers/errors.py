@@ -85,7 +85,7 @@ ERROR_CLASSES = (
     ErrorClass(
         ErrorKind.QUOTA,
         "quota_exceeded",
-        'title "ZeroGPU quota exceeded"; "You have exceeded your [free |Pro ][Zero]GPU quota (60s requested '
+        'title "ZeroGPU quota exceeded"; "You have exceeded your [free/Pro] [Zero]GPU quota (60s requested '
         'vs. 12s left). Try again in 0:12:34", the HTML text of spaces 0.34 (no retry time), "retry in '
         '0:09:48", "try again in 2 days", "ZeroGPU runs limit", "Space app has reached its GPU limit"',
         "the token cools until the parsed time (GHIBLI_QUOTA_COOLDOWN_SECONDS when absent) and the call "

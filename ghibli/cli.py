@@ -34,6 +34,11 @@ COMMON = (
 CONSUMER = (
     "space",
     "call_timeout_seconds",
+    "hf_tokens_file",
+    "token_max_in_flight",
+    "quota_cooldown_seconds",
+    "gpu_seconds_per_call",
+    "breaker_open_seconds",
     "concurrency",
     "consumer_name",
     "lease_seconds",

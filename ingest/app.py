@@ -9,6 +9,7 @@ from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
+from ingest.admin import AdminController
 from ingest.compat import compat_router
 from ingest.health import healthz, readyz
 from ingest.jobs_api import JobsController
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             healthz,
             readyz,
             metrics_endpoint,
+            AdminController,
             *page_routes,
         ],
         dependencies={"services": Provide(provide_services)},

@@ -65,6 +65,46 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         float, _m("GHIBLI_CALL_TIMEOUT_SECONDS", "Deadline of one Space call.", gt=0)
     ] = 600.0
 
+    # --- HF tokens and ZeroGPU quota (the tokens themselves are read from the environment by
+    # consumers/tokens.py and are never settings: settings are printed and passed as options) ---
+    hf_tokens_file: Annotated[
+        str,
+        _m("HUGGING_FACE_TOKENS_FILE", "File with one HF token per line (container secrets); # comments."),
+    ] = ""
+    token_max_in_flight: Annotated[
+        int,
+        _m(
+            "GHIBLI_TOKEN_MAX_IN_FLIGHT",
+            "Space calls one HF token (or the anonymous IP) runs at once, across all consumers.",
+            ge=1,
+            le=64,
+        ),
+    ] = 1
+    quota_cooldown_seconds: Annotated[
+        float,
+        _m(
+            "GHIBLI_QUOTA_COOLDOWN_SECONDS",
+            "How long a token rests after a ZeroGPU quota error that gives no 'Try again in' time.",
+            gt=0,
+        ),
+    ] = 3_600.0
+    gpu_seconds_per_call: Annotated[
+        float,
+        _m(
+            "GHIBLI_GPU_SECONDS_PER_CALL",
+            "GPU seconds a call is counted as requesting, until the Space's quota message says.",
+            ge=0,
+        ),
+    ] = 60.0
+    breaker_open_seconds: Annotated[
+        float,
+        _m(
+            "GHIBLI_BREAKER_OPEN_SECONDS",
+            "First pause of claiming when the Space is paused or broken; doubles up to 10 min.",
+            gt=0,
+        ),
+    ] = 30.0
+
     # --- consumers ------------------------------------------------------------------------
     concurrency: Annotated[
         int, _m("GHIBLI_CONCURRENCY", "Jobs one consumer process runs at once.", ge=1, le=256)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.apps.runner import QuotaSpace
 from tests.procs import Proc, RedisServer, start_space
 
 
@@ -28,6 +29,14 @@ def space_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc, url = start_space(tmp_path_factory.mktemp("space"))
     yield url
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def quota_space(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuotaSpace]:
+    """The ZeroGPU-like test Space (tests/apps/quota_space.py); tests give it their own tokens."""
+    server = QuotaSpace(tmp_path_factory.mktemp("quota_space")).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

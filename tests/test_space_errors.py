@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -25,11 +24,9 @@ from tests.photos import encode, landscape
 from tests.procs import ROOT, free_port
 
 
-@pytest.fixture(scope="module")
-def space(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuotaSpace]:
-    server = QuotaSpace(tmp_path_factory.mktemp("quota_space")).start(delay_s=0.1)
-    yield server
-    server.stop()
+@pytest.fixture
+def space(quota_space: QuotaSpace) -> QuotaSpace:
+    return quota_space
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -34,11 +34,9 @@ pytestmark = pytest.mark.anyio
 PARAMS = JobParams(width=320, height=256, seed=3)
 
 
-@pytest.fixture(scope="module")
-def space(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuotaSpace]:
-    server = QuotaSpace(tmp_path_factory.mktemp("quota_space")).start(delay_s=0.2)
-    yield server
-    server.stop()
+@pytest.fixture
+def space(quota_space: QuotaSpace) -> QuotaSpace:
+    return quota_space
 
 
 @pytest.fixture
