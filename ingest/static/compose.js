@@ -147,7 +147,7 @@ export function renderSizes() {
   const photo = state.photo;
   for (const dims of $$("#sizes .dims")) {
     const size = photo ? sizeFor(Number(dims.dataset.long), photo.width, photo.height) : null;
-    dims.textContent = size ? `${size.width} × ${size.height}` : photo ? t("size.auto") : `${dims.dataset.long} px`;
+    dims.textContent = size ? `${size.width} × ${size.height}` : `${dims.dataset.long} px`;
   }
 }
 

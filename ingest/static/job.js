@@ -53,7 +53,9 @@ export async function paint({ source = state.photo, params = null } = {}) {
   } catch (error) {
     state.active = null;
     setBusy(false);
-    showError(explain(error), () => paint({ source, params: chosen }));
+    // Trying again helps when the server was unreachable or busy, not when it refused the photo.
+    const passing = !(error instanceof ApiProblem) || error.status === 429 || error.status >= 500;
+    showError(explain(error), passing ? () => paint({ source, params: chosen }) : null);
     return;
   }
   follow(job, source);
