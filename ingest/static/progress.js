@@ -101,7 +101,7 @@ export function tick() {
   const now = Date.now();
   $("#f-elapsed").textContent = duration(now - Date.parse(job.created_at));
   let left = null;
-  if (job.status === "waiting_for_quota" && job.resume_at) {
+  if ((job.status === "waiting_for_quota" || job.status === "retrying") && job.resume_at) {
     left = Date.parse(job.resume_at) - now;
   } else if (job.status === "running" && job.phase === "in_queue" && job.queue && job.queue.eta_seconds != null) {
     left = job.queue.eta_seconds * 1000 - (now - active.seenAt);
