@@ -72,7 +72,9 @@ async def _accept(services: Services, form: JobForm, idempotency_key: str | None
         if prior is not None:
             return prior
     try:
-        photo = await anyio.to_thread.run_sync(lambda: normalize_photo(raw, max_pixels=settings.max_pixels))
+        photo = await anyio.to_thread.run_sync(
+            lambda: normalize_photo(raw, max_pixels=settings.max_pixels), limiter=services.image_work
+        )
     except PhotoRejected as exc:
         raise Problem(exc.status, exc.code, _PHOTO_TITLES[exc.status], exc.message, field="image") from None
     params = requested.resolve(photo.width, photo.height)

@@ -181,7 +181,7 @@ class JobsController(Controller):
         if data is None:
             raise Problem(410, "result_expired", "Result expired", "The result has expired; submit again.")
         if target != stored_format(record):
-            data = await anyio.to_thread.run_sync(convert, data, target)
+            data = await anyio.to_thread.run_sync(convert, data, target, limiter=services.image_work)
         return Response(data, media_type=FORMATS[target][0], headers=headers)
 
     @delete(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -38,6 +39,8 @@ class Services:
     limiter: RateLimiter
     events: EventsHub
     client_address: ClientAddress
+    # Decoding a 40 MP photo takes ~200 MB for a moment: at most a few at once, whatever the load.
+    image_work: anyio.CapacityLimiter
 
     @property
     def keys(self) -> Keys:
@@ -63,6 +66,7 @@ def open_services(settings: Settings) -> Services:
         limiter=RateLimiter(redis, keys),
         events=EventsHub(redis, keys),
         client_address=ClientAddress(settings.trusted_proxies),
+        image_work=anyio.CapacityLimiter(max(2, os.cpu_count() or 1)),
     )
 
 
