@@ -93,7 +93,7 @@ def _skin(lab: F32) -> F32:
 
 
 def _detail(lab: F32) -> F32:
-    """0.35 on soft gradients (bokeh, walls, haze) up to 1 where there is texture or an edge.
+    """0.5 on soft gradients (bokeh, walls, haze) up to 1 where there is texture or an edge.
 
     Quantizing a soft gradient cuts it into blotches ("camouflage"); keeping the smoothed colour
     there paints it as a wash, while textured areas still become flat regions of palette colour.
@@ -101,7 +101,7 @@ def _detail(lab: F32) -> F32:
     lightness = lab[..., 0]
     mean = cv2.blur(lightness, (9, 9))
     spread = np.sqrt(np.maximum(cv2.blur(lightness * lightness, (9, 9)) - mean * mean, 0))
-    return np.clip(spread / 6, 0.35, 1.0).astype(np.float32)
+    return np.clip(spread / 5, 0.5, 1.0).astype(np.float32)
 
 
 def _glow(rgb: F32, scale: float) -> F32:
@@ -175,9 +175,8 @@ def stylize(
     texture = paper_texture(height, width, rng, paper=look.paper, blotch=look.blotch)
     line = np.asarray(look.line_colour, dtype=np.float32)
     out = colour * (texture * (1 - ink))[..., None] + line * ink[..., None]
-    floor = np.asarray(look.shadow, dtype=np.float32) * 0.8
-    out = np.clip(out, floor, 1.0)
-    return Image.fromarray((out * 255 + 0.5).astype(np.uint8), "RGB")
+    np.maximum(out, np.asarray(look.shadow, dtype=np.float32) * 0.8, out=out)  # never black
+    return Image.fromarray(cv2.convertScaleAbs(out, alpha=255), "RGB")  # rounds and saturates
 
 
 def fast_transform(image: Image.Image, width: int, height: int, seed: int) -> Image.Image:
