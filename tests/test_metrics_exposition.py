@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
-import tempfile
 from pathlib import Path
 
 import httpx
@@ -66,7 +65,9 @@ def test_ingest_workers_are_summed_whichever_worker_answers(
     port = free_port()
     env = base_env(REDIS_URL=redis_server.url, GHIBLI_PORT=str(port), GHIBLI_INGEST_WORKERS="2")
     env.pop(MULTIPROC_ENV, None)
-    before = set(Path(tempfile.gettempdir()).glob("ghibli-ingest-metrics-*"))
+    scratch = tmp_path / "scratch"  # the ingest's TMPDIR, so only its own directory shows up there
+    scratch.mkdir()
+    env["TMPDIR"] = str(scratch)
     ingest = ghibli(["ingest"], env, tmp_path / "ingest.log").start()
     procs.append(ingest)
     base = f"http://127.0.0.1:{port}"
@@ -91,7 +92,7 @@ def test_ingest_workers_are_summed_whichever_worker_answers(
         assert values[f'ghibli_jobs_rejected_total{{reason="{code}"}}'] == 1
     promtool_check_metrics(text)
     # `ghibli ingest` made a private directory where each worker keeps its own files...
-    made = set(Path(tempfile.gettempdir()).glob("ghibli-ingest-metrics-*")) - before
+    made = set(scratch.glob("ghibli-ingest-metrics-*"))
     assert len(made) == 1, made
     directory = made.pop()
     assert len({f.stem.rsplit("_", 1)[-1] for f in directory.glob("counter_*.db")}) == 2
