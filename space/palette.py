@@ -24,6 +24,16 @@ _WEIGHTS = np.array([1.3, 1.0, 1.0], dtype=np.float32)  # lightness separates re
 _CELLS = 32  # look-up table cells per 8-bit Lab axis
 
 
+def _cell_centres() -> F32:
+    """Weighted Lab centre of every look-up table cell, in (L, a, b) index order."""
+    grid = (np.arange(_CELLS, dtype=np.float32) + 0.5) * (256 / _CELLS)
+    l_, a, b = np.meshgrid(grid * (100 / 255), grid - 128, grid - 128, indexing="ij")
+    return np.stack([l_, a, b], axis=-1).reshape(-1, 3) * _WEIGHTS
+
+
+_CELL_CENTRES = _cell_centres()
+
+
 def fit_palette(lab: F32, colours: int, iterations: int = 8) -> F32:
     """k-means centres (colours x 3, Lab) of a small Lab image, deterministic (no seed involved).
 
@@ -60,18 +70,16 @@ def _lookup_table(centres: F32) -> U8:
     32768 cells cost less than the 150 000 pixels of a 768x768 painting's colour layer, and each
     pixel then needs a single table look-up.
     """
-    grid = (np.arange(_CELLS, dtype=np.float32) + 0.5) * (256 / _CELLS)
-    l_, a, b = np.meshgrid(grid * (100 / 255), grid - 128, grid - 128, indexing="ij")
-    cells = np.stack([l_, a, b], axis=-1).reshape(-1, 3)
-    return _nearest(cells * _WEIGHTS, centres * _WEIGHTS).astype(np.uint8).reshape(_CELLS, _CELLS, _CELLS)
+    return _nearest(_CELL_CENTRES, centres * _WEIGHTS).astype(np.uint8)
 
 
 def quantize(rgb: F32, centres: F32) -> tuple[F32, U8]:
     """Each pixel's palette colour (RGB 0..1) and palette index; labels are ordered by lightness."""
     centres = centres[np.argsort(centres[:, 0])]
     lab8: U8 = cv2.cvtColor((np.clip(rgb, 0, 1) * 255).astype(np.uint8), cv2.COLOR_RGB2LAB)
-    cell = lab8 // (256 // _CELLS)
-    labels: U8 = _lookup_table(centres)[cell[..., 0], cell[..., 1], cell[..., 2]]
+    cell = (lab8 // (256 // _CELLS)).astype(np.intp)
+    index = (cell[..., 0] * _CELLS + cell[..., 1]) * _CELLS + cell[..., 2]
+    labels: U8 = _lookup_table(centres)[index]
     # Median on lightness-ordered labels removes speckles and jagged borders between regions.
     labels = cv2.medianBlur(labels, 5)
     palette_rgb = cv2.cvtColor(centres[None, :, :], cv2.COLOR_LAB2RGB)[0]
