@@ -307,3 +307,11 @@ def test_space_help_documents_the_fault_options() -> None:
         assert option in result.output
     assert "--call-log" in result.output
     assert "queue_full" in result.output
+
+
+def test_sizes_outside_the_sliders_are_refused(space: tuple[str, Path], photo: Path) -> None:
+    client = Client(space[0], verbose=False, token=False)
+    with pytest.raises(AppError, match="1088"):
+        call(client, photo, width=1088)
+    with pytest.raises(AppError, match="128"):
+        call(client, photo, height=128)
