@@ -107,8 +107,12 @@ class SpaceCaller:
         tokens = load_tokens(os.environ if environ is None else environ, settings.hf_tokens_file)
         caller = cls(settings, redis, keys, tokens)
         caller._log_tokens()
-        await caller.pool.register()
-        await caller.check_space()
+        try:
+            await caller.pool.register()
+            await caller.check_space()
+        except BaseException:
+            await caller.aclose()  # the caller may retry open() while Redis is down
+            raise
         return caller
 
     def _log_tokens(self) -> None:
@@ -130,7 +134,9 @@ class SpaceCaller:
 
     def paused_until(self) -> float | None:
         """Unix time until which no new job should be claimed (circuit open), or None."""
-        return self._breaker.open_until()
+        until = self._breaker.open_until()
+        SPACE_CIRCUIT_OPEN.set(1 if until is not None else 0)  # the worker asks before each claim
+        return until
 
     async def check_space(self) -> Readiness:
         """Connect and confirm the endpoint and its parameters; not ready opens the breaker."""
