@@ -7,12 +7,15 @@ ingest app and the ZeroGPU-like test Space, which refuses calls per token with t
 - four consumers share two tokens at one call per token: the Space never sees two calls of one
   token at the same time;
 - a job whose "result" is the input photo fails, and its result URL never returns the photo;
+- a Space without the endpoint: the consumer is not ready, its breaker pauses claiming, the job
+  waits without failures, and the admin view and /metrics show it;
 - afterwards no raw token is anywhere in Redis, the logs or /metrics.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -41,9 +44,9 @@ TERMINAL = ("succeeded", "failed", "cancelled")
 
 
 def _env(redis_server: RedisServer, space: QuotaSpace, tokens: list[str], **extra: str) -> dict[str, str]:
+    extra.setdefault("GHIBLI_SPACE", space.url)
     return base_env(
         REDIS_URL=redis_server.url,
-        GHIBLI_SPACE=space.url,
         HUGGING_FACE_TOKENS=",".join(tokens),
         GHIBLI_TOKEN_MAX_IN_FLIGHT="1",
         GHIBLI_RESULT_CACHE="false",
@@ -265,3 +268,39 @@ async def test_a_job_whose_result_is_the_input_fails_and_never_returns_it(
     assert result.status_code == 409
     assert result.headers["content-type"].startswith("application/problem+json")
     assert photo not in result.content
+
+
+async def test_a_space_without_the_endpoint_pauses_claiming_without_burning_attempts(
+    redis_server: RedisServer, quota_space: QuotaSpace, procs: list[Proc], tmp_path: Path
+) -> None:
+    env = _env(
+        redis_server,
+        quota_space,
+        [],
+        GHIBLI_SPACE=quota_space.url + "other/",
+        GHIBLI_BREAKER_OPEN_SECONDS="2",
+    )
+    (port,) = _consumers(procs, env, tmp_path, 1)
+    async with ingest(env) as client:
+        job_id = await submit(client, 1)
+        for _ in range(240):  # the consumer checks the Space at start-up
+            if "space not ready" in logs(procs):
+                break
+            await anyio.sleep(0.5)
+        await anyio.sleep(10)  # several pauses and probes (2 s, 4 s, ...)
+        job = (await client.get(f"/v1/jobs/{job_id}")).json()
+        assert job["status"] in ("queued", "retrying"), job  # waiting, not failed
+        ran = await admin_jobs(client)
+        assert ran[job_id]["failures"] == 0
+        pool = await admin(client, "/v1/admin/tokens")
+    assert pool["space"]["ready"] is False
+    assert "endpoint_missing" in pool["space"]["reason"]
+    assert "/single_condition_generate_image" in logs(procs)
+    async with httpx.AsyncClient(timeout=10) as http:
+        metrics = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+    assert "\nghibli_space_circuit_open " in metrics
+    assert 'ghibli_space_errors_total{code="endpoint_missing",error_class="broken"}' in metrics
+    # Claiming paused between probes (after 2 s, 4 s, 8 s): a handful of calls, not one per retry.
+    started = re.search(r"^ghibli_jobs_started_total (\S+)$", metrics, re.MULTILINE)
+    assert started is not None
+    assert 1 <= float(started.group(1)) <= 5
