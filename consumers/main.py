@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import anyio
+from redis.asyncio import Redis
 
+from consumers.outage import REDIS_DOWN, Backoff
 from consumers.space_call import SpaceCaller
-from consumers.worker import Consumer
+from consumers.worker import Consumer, ConsumerNameTaken
 from jobs.blobs import open_blob_store
 from jobs.keys import Keys
 from jobs.logs import get_logger
@@ -27,13 +29,28 @@ async def _serve(settings: Settings) -> None:
             redis, keys, job_ttl_s=settings.job_ttl_seconds, blob_ttl_s=settings.blob_ttl_seconds
         )
         blobs = open_blob_store(redis, keys, settings.blob_dir)
-        caller = await SpaceCaller.open(settings, redis, keys)
+        caller = await _open_caller(settings, redis, keys)
         try:
             await Consumer(settings, store, blobs, caller).run()
+        except ConsumerNameTaken as exc:
+            log.error("cannot start", error=str(exc))
+            raise SystemExit(1) from None
         finally:
             await caller.aclose()
     finally:
         await redis.aclose()
+
+
+async def _open_caller(settings: Settings, redis: Redis, keys: Keys) -> SpaceCaller:
+    """The Space caller (its token pool lives in Redis): wait for Redis rather than exit."""
+    backoff = Backoff(cap_s=5.0)
+    while True:
+        try:
+            return await SpaceCaller.open(settings, redis, keys)
+        except REDIS_DOWN as exc:
+            delay = backoff.next_delay()
+            log.warning("redis unavailable at start-up", error=str(exc), retry_in_s=round(delay, 2))
+            await anyio.sleep(delay)
 
 
 def run_consumer(settings: Settings) -> None:

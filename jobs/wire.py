@@ -60,6 +60,9 @@ def _when(ms: int) -> datetime | None:
     return datetime.fromtimestamp(ms / 1000, tz=UTC) if ms > 0 else None
 
 
+_PARKED = frozenset({Status.RETRYING, Status.WAITING_FOR_QUOTA})
+
+
 def job_view(record: JobRecord, base: str = "/v1/jobs") -> JobView:
     here = f"{base}/{record.id}"
     succeeded = record.status is Status.SUCCEEDED and bool(record.result_key)
@@ -81,7 +84,8 @@ def job_view(record: JobRecord, base: str = "/v1/jobs") -> JobView:
         started_at=_when(record.started_at),
         finished_at=_when(record.finished_at),
         queue=queue,
-        resume_at=_when(record.resume_at) if record.status is Status.WAITING_FOR_QUOTA else None,
+        # When a parked job runs again: after a retry's back-off or when the quota resumes.
+        resume_at=_when(record.resume_at) if record.status in _PARKED else None,
         error=ErrorInfo(code=record.error_code, message=record.error_message) if record.error_code else None,
         result=ResultInfo(
             url=f"{here}/result",

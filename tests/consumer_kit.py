@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 
 from jobs.blobs import BlobStore, open_blob_store
 from jobs.keys import Keys
-from jobs.model import JobParams, JobRecord, new_job_id
+from jobs.model import JobParams, JobRecord, Status, new_job_id
 from jobs.redis_conn import connect
 from jobs.store import JobStore
 from tests.photos import encode, landscape
@@ -59,6 +59,16 @@ class Pipeline:
             found[job_id] = record
         return found
 
+    async def statuses(self, ids: Iterable[str]) -> dict[str, Status]:
+        """Every job's status in one round trip (a missing job fails the test)."""
+        ids = list(ids)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hget(self.keys.job(job_id), "status")
+            raw = await pipe.execute()
+        assert None not in raw, "a job vanished"
+        return {job_id: Status(value.decode()) for job_id, value in zip(ids, raw, strict=True)}
+
     async def wait_for(
         self,
         ids: list[str],
@@ -66,12 +76,13 @@ class Pipeline:
         *,
         timeout_s: float = 120,
         seen: Callable[[dict[str, JobRecord]], None] | None = None,
+        enough: int | None = None,
     ) -> dict[str, JobRecord]:
-        """Poll until every job satisfies `done`; `seen` gets every round's records."""
+        """Poll until every job (or `enough` of them) satisfies `done`; `seen` gets each round's records."""
         deadline = time.monotonic() + timeout_s
         while True:
             records = await self.jobs(ids)
-            if all(done(r) for r in records.values()):
+            if sum(map(done, records.values())) >= (len(ids) if enough is None else enough):
                 return records
             if time.monotonic() > deadline:
                 waiting = {i: r.status.value for i, r in records.items() if not done(r)}
@@ -95,6 +106,11 @@ async def pipeline(redis_url: str) -> AsyncIterator[Pipeline]:
         yield Pipeline(redis, keys, store, open_blob_store(redis, keys, ""))
     finally:
         await redis.aclose()
+
+
+def calling(record: JobRecord) -> bool:
+    """Running, and the Space call is under way (past claim and set-up)."""
+    return record.status is Status.RUNNING and record.phase not in ("", "starting")
 
 
 def logged(proc: Proc, event: str, **fields: object) -> bool:

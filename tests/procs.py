@@ -183,6 +183,7 @@ def start_space(
     port: int | None = None,
     extra: list[str] | None = None,
     env: dict[str, str] | None = None,
+    timeout_s: float = 90,
 ) -> tuple[Proc, str]:
     """The real offline Space (Gradio) on a free port; returns it and its URL."""
     port = port or free_port()
@@ -194,7 +195,10 @@ def start_space(
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_until(
-            lambda: httpx.get(url + "config", timeout=2).status_code == 200, "offline Space", 90, proc.proc
+            lambda: httpx.get(url + "config", timeout=2).status_code == 200,
+            "offline Space",
+            timeout_s,
+            proc.proc,
         )
     except (TimeoutError, RuntimeError):
         proc.stop()

@@ -15,8 +15,16 @@ import anyio
 import pytest
 
 from consumers.recovery import restart_guard_s
-from jobs.model import JobRecord, Status
-from tests.consumer_kit import Pipeline, ScriptedSpace, consumer, logged, pipeline, start_scripted_space
+from jobs.model import Status
+from tests.consumer_kit import (
+    Pipeline,
+    ScriptedSpace,
+    calling,
+    consumer,
+    logged,
+    pipeline,
+    start_scripted_space,
+)
 from tests.procs import Proc, RedisServer, wait_until
 
 pytestmark = pytest.mark.anyio
@@ -39,11 +47,6 @@ def start(
     proc = consumer(redis.url, space.url, log_dir, name, **settings).start()
     procs.append(proc)
     return proc
-
-
-def calling(record: JobRecord) -> bool:
-    """Running, and the Space call is under way (past claim and set-up)."""
-    return record.status is Status.RUNNING and record.phase not in ("", "starting")
 
 
 async def test_a_zombie_cannot_overwrite_the_result_of_the_consumer_that_took_over(

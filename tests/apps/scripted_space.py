@@ -21,6 +21,7 @@ import os
 import re
 import threading
 import time
+import zlib
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -74,6 +75,11 @@ def build(delay_s: float, slow_s: float, call_log: Path, heal_file: Path) -> gr.
             time.sleep(slow_s if "slow" in prompt else delay_s)
         assert spatial_img is not None
         out = ImageOps.invert(spatial_img.convert("RGB").resize((int(width), int(height))))
+        # Every job's picture differs (seed and prompt in the first pixels): identical outputs would
+        # share one download path in gradio_client.
+        tag = zlib.crc32(f"{int(seed)} {prompt}".encode())
+        for x in range(4):
+            out.putpixel((x, 0), (tag >> (8 * x) & 255, x * 60, 255 - x * 60))
         record(seed, prompt, start, "ok")
         return out
 
