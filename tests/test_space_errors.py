@@ -8,7 +8,12 @@ server cannot produce (a paused Space, HTTP 5xx) are built from the real excepti
 from __future__ import annotations
 
 import concurrent.futures
+import os
+import secrets
+import shutil
+import tempfile
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -17,7 +22,7 @@ from gradio_client import Client, handle_file
 from gradio_client import utils as gc_utils
 
 from consumers.errors import ERROR_CLASSES, ErrorKind, SpaceError, classify, parse_retry_after, plain_text
-from consumers.space_client import SpaceSession, SpaceUpdate
+from consumers.space_client import SpaceSession, SpaceUpdate, sweep_download_leftovers
 from jobs.model import JobParams
 from tests.apps.runner import QuotaSpace, new_token
 from tests.photos import encode, landscape
@@ -290,3 +295,25 @@ def test_the_readme_lists_every_error_code() -> None:
     for row in ERROR_CLASSES:
         for code in row.codes.split(", "):
             assert f"`{code}`" in readme, code
+
+
+def test_downloads_leave_nothing_behind(space: QuotaSpace, photo: Path, tmp_path: Path) -> None:
+    session = SpaceSession(space.url, None, download_dir=tmp_path / "dl")
+    session.generate(photo, JobParams(width=320, height=256), timeout_s=60, on_update=print, should_stop=bool)
+    assert not any((tmp_path / "dl").rglob("*.*"))
+    # gradio_client also leaves an empty <tmp>/<40 hex> directory per download; old ones are swept.
+    root = Path(tempfile.gettempdir())
+    old_empty, new_empty, old_full = (root / secrets.token_hex(20) for _ in range(3))
+    for folder in (old_empty, new_empty, old_full):
+        folder.mkdir()
+    (old_full / "image.webp").write_bytes(b"x")
+    for folder in (old_empty, old_full):
+        os.utime(folder, (time.time() - 3600, time.time() - 3600))
+    try:
+        assert sweep_download_leftovers(min_age_s=600) >= 1
+        assert not old_empty.exists()
+        assert new_empty.exists()  # may be a download in progress
+        assert old_full.exists()  # never a directory with something in it
+    finally:
+        shutil.rmtree(new_empty, ignore_errors=True)
+        shutil.rmtree(old_full, ignore_errors=True)
