@@ -75,11 +75,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         int,
         _m(
             "GHIBLI_TOKEN_MAX_IN_FLIGHT",
-            "Space calls one HF token (or the anonymous IP) runs at once, across all consumers.",
-            ge=1,
-            le=64,
+            "Space calls one HF token (or the anonymous IP) runs at once, across all consumers; "
+            "0 = auto: 1 for a Hugging Face Space id (ZeroGPU quota), 1024 for a self-hosted URL.",
+            ge=0,
+            le=1024,
         ),
-    ] = 1
+    ] = 0
     quota_cooldown_seconds: Annotated[
         float,
         _m(
@@ -237,6 +238,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                 value = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", value)
             shown[info.name] = value
         return shown
+
+    @property
+    def effective_token_max_in_flight(self) -> int:
+        """ZeroGPU charges quota per call, so one call per HF account at a time is the safe default;
+        a self-hosted Space (a URL) has no quota and is bounded by its own queue instead."""
+        if self.token_max_in_flight:
+            return self.token_max_in_flight
+        return 1024 if self.space.startswith(("http://", "https://")) else 1
 
     @property
     def resolved_consumer_name(self) -> str:
