@@ -110,6 +110,9 @@ class JobRunner:
         if record is None:
             await self.persist(partial(self.store.ack, claim.entry_id))
             return MISSING
+        if record.status is Status.CANCELLED:  # cancelled right after the claim
+            running.halt(CANCELLED)
+            return await self._settle_stopped(running)
         photo = await self.persist(partial(self.blobs.get, record.input_key))
         if photo is None:
             return await self._fail(

@@ -72,8 +72,12 @@ class Reclaimer:
         self._cursor = "0-0"
         self._script = load_script(redis, "reclaim")
 
-    async def reclaim(self, count: int, max_passes: int = 4) -> Reclaimed:
-        """Take over up to `count` idle entries (each pass scans at most 10 x count PEL entries)."""
+    async def reclaim(self, count: int, max_passes: int = 100) -> Reclaimed:
+        """Take over up to `count` idle entries, scanning the PEL once round at most.
+
+        Each pass scans at most 10 x count PEL entries: with few free slots and many running jobs,
+        one pass would see only a corner of the PEL, so passes continue until the scan wraps.
+        """
         found = Reclaimed()
         for _ in range(max_passes):
             want = count - len(found.entries)

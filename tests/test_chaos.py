@@ -49,14 +49,17 @@ async def test_jobs_survive_consumers_killed_every_two_seconds(
     space_url, call_log = chaos_space
     started = 0
 
+    names: dict[int, str] = {}  # id(proc) -> consumer name
+
     def new_consumer() -> Proc:
         nonlocal started
         started += 1
+        name = f"chaos-{started}"
         proc = consumer(
             redis_server.url,
             space_url,
             tmp_path,
-            f"chaos-{started}",
+            name,
             concurrency=str(CONCURRENCY),
             lease_seconds=str(LEASE_S),
             # A job may be interrupted by several kills in a row here; the delivery limit is not
@@ -65,6 +68,7 @@ async def test_jobs_survive_consumers_killed_every_two_seconds(
             token_max_in_flight="64",
         ).start()
         procs.append(proc)
+        names[id(proc)] = name
         return proc
 
     rng = random.Random(20_26)
@@ -114,3 +118,11 @@ async def test_jobs_survive_consumers_killed_every_two_seconds(
         assert await pipe.pending() == 0
         assert await pipe.redis.zcard(pipe.keys.delayed) == 0
         assert await pipe.redis.hlen(pipe.keys.entries) == 0
+        # The killed consumers own nothing now: the live ones remove them from the group.
+        live_names = {names[id(p)] for p in live}
+        with anyio.fail_after(60):
+            while True:
+                infos = await pipe.redis.xinfo_consumers(pipe.keys.stream, pipe.keys.group)
+                if {c["name"].decode() for c in infos} <= live_names:
+                    break
+                await anyio.sleep(1)

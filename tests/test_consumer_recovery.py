@@ -154,15 +154,26 @@ async def test_cancelled_jobs_are_not_started_and_running_ones_are_stopped(
         assert await pipe.store.cancel(early) == "ok"
         proc = start(procs, redis_server, scripted_space, tmp_path, "canceller")
         [late] = await pipe.submit(prompt="first-slow:120 cancelled while running")
-        await pipe.wait_for([late], calling, timeout_s=180)
+        [erased] = await pipe.submit(prompt="first-slow:120 erased while running")
+        await pipe.wait_for([late, erased], calling, timeout_s=180)
         cancelled_at = time.monotonic()
         assert await pipe.store.cancel(late) == "ok"
+        # DELETE /v1/jobs/{id} cancels, then erases the job hash.
+        assert await pipe.store.cancel(erased) == "ok"
+        await pipe.store.erase(erased)
         wait_until(
-            lambda: logged(proc, "stopping job", job_id=late, reason="cancelled"), "the call is stopped", 30
+            lambda: (
+                logged(proc, "stopping job", job_id=late, reason="cancelled")
+                and logged(proc, "stopping job", job_id=erased, reason="missing")
+            ),
+            "the calls are stopped",
+            30,
         )
         noticed = time.monotonic() - cancelled_at
-        print(f"running job's call stopped {noticed:.1f} s after the cancel")
+        print(f"running jobs' calls stopped {noticed:.1f} s after the cancel")
         await _until_drained(pipe)
+        assert not await pipe.redis.exists(pipe.keys.job(erased))
+        assert not await pipe.redis.keys(pipe.keys.blob(f"out/{erased}/*"))
         records = await pipe.jobs([early, late])
         assert records[early].status is Status.CANCELLED
         assert records[early].attempt == 0  # never started
