@@ -375,6 +375,8 @@ def space(
 cli.add_command(__import__("ghibli.cmd_metrics").cmd_metrics.metrics_exporter)
 cli.add_command(__import__("ghibli.cmd_doctor").cmd_doctor.doctor)
 cli.add_command(__import__("ghibli.cmd_dlq").cmd_dlq.dlq)
+cli.add_command(__import__("ghibli.cmd_webhooks").cmd_webhooks.webhooks)
+cli.add_command(__import__("ghibli.cmd_keys").cmd_keys.keys)
 cli.add_command(cmd_client.submit)
 cli.add_command(cmd_client.status)
 cli.add_command(cmd_client.cancel)

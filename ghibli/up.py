@@ -1,8 +1,8 @@
 """`ghibli up`: the whole stack on one machine, supervised by one process.
 
-Starts Redis (unless REDIS_URL is given), the offline Space (unless GHIBLI_SPACE is given), ingest
-and N consumers. Ctrl-C or SIGTERM stops every child, consumers first and Redis last; children
-also get SIGTERM from the kernel if this process dies without cleaning up.
+Starts Redis (unless REDIS_URL is given), the offline Space (unless GHIBLI_SPACE is given), ingest,
+N consumers and the webhook dispatcher. Ctrl-C or SIGTERM stops every child, consumers first and
+Redis last; children also get SIGTERM from the kernel if this process dies without cleaning up.
 """
 
 from __future__ import annotations
@@ -186,10 +186,13 @@ class _Stack:
                 "GHIBLI_CONSUMER_NAME": settings.consumer_name or f"{socket.gethostname()}-up-{i}",
             }
             self._spawn(f"consumer-{i}", [sys.executable, "-m", "ghibli", "consume"], env)
+        # Webhook deliveries: a process of its own, never inside a consumer (consumers/webhook_dispatch.py).
+        self._spawn("webhooks", [sys.executable, "-m", "ghibli", "webhooks"], child_env)
         url = f"http://{settings.host}:{settings.port}"
         _wait_until(lambda: _http_ok(url + "/readyz"), "ingest", 60, self.children)
         started.append(f"ingest     {url}  (API docs at {url}/schema)")
         started.append(f"consumers  {opts.consumers} process(es) x {settings.concurrency} concurrent jobs")
+        started.append("webhooks   1 dispatcher (signed callbacks of jobs submitted with webhook_url)")
         print(
             "ghibli-pipeline is up:",
             *("  " + s for s in started),
@@ -224,7 +227,7 @@ class _Stack:
         order = sorted(self.children, key=lambda c: (not c.name.startswith("consumer-"), c.name == "redis"))
         for group in (
             [c for c in order if c.name.startswith("consumer-")],
-            [c for c in order if c.name in ("ingest", "space")],
+            [c for c in order if c.name in ("ingest", "space", "webhooks")],
             [c for c in order if c.name == "redis"],
         ):
             for child in group:

@@ -70,6 +70,7 @@ class AdminJob(msgspec.Struct, frozen=True, kw_only=True):
     resume_at: datetime | None
     consumer: str | None
     token_alias: str | None
+    key_id: str | None  # the API key that submitted it (its id, never the key)
     error: ErrorInfo | None
     url: str
 
@@ -104,6 +105,7 @@ def _admin_job(record: JobRecord) -> AdminJob:
         resume_at=_when(record.resume_at) if record.status is Status.WAITING_FOR_QUOTA else None,
         consumer=record.consumer or None,
         token_alias=record.token_alias or None,
+        key_id=record.key_id or None,
         error=ErrorInfo(code=record.error_code, message=record.error_message) if record.error_code else None,
         url=f"/v1/jobs/{record.id}",
     )

@@ -10,6 +10,7 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 
 from ingest.admin import AdminController
+from ingest.auth import provide_caller
 from ingest.compat import compat_router
 from ingest.health import healthz, readyz
 from ingest.jobs_api import JobsController
@@ -44,7 +45,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AdminController,
             *page_routes,
         ],
-        dependencies={"services": Provide(provide_services)},
+        dependencies={"services": Provide(provide_services), "caller": Provide(provide_caller)},
         lifespan=[services_lifespan(settings)],
         # Outermost first: every request is logged once, including those the rate limit refuses.
         middleware=[RequestLogMiddleware(), RateLimitMiddleware()],

@@ -28,6 +28,7 @@ from litestar.openapi.spec import Operation
 from litestar.params import FromPath, MultipartBody
 from litestar.plugins.problem_details import ProblemDetailsException
 
+from ingest.auth import Caller, submitter_guard
 from ingest.intake import accept_submission
 from ingest.jobs_api import JOB_ID
 from ingest.limits import SUBMITS, backlog_guard
@@ -78,14 +79,14 @@ class _ProgressOrImageOperation(Operation):
     "/api/transform-ghibli",
     status_code=200,
     summary="Submit a photo (compatibility route of the old product)",
-    guards=[backlog_guard],
+    guards=[submitter_guard, backlog_guard],
     opt={"rate_limit": SUBMITS},
-    responses=problem_responses(400, 413, 415, 422, 429, 503),
+    responses=problem_responses(400, 401, 413, 415, 422, 429, 503),
 )
 async def transform_ghibli(
-    data: MultipartBody[JobForm], services: NamedDependency[Services]
+    data: MultipartBody[JobForm], services: NamedDependency[Services], caller: NamedDependency[Caller]
 ) -> CompatAccepted:
-    accepted = await accept_submission(services, data)
+    accepted = await accept_submission(services, data, caller=caller)
     return CompatAccepted(
         taskId=accepted.job_id, message="Image processing started", estimatedTime="30-60 seconds"
     )

@@ -13,31 +13,42 @@ import anyio.to_thread
 import msgspec
 from litestar.datastructures import UploadFile
 
+from ingest.auth import ANONYMOUS_CALLER, Caller
 from ingest.images import PhotoRejected, normalize_photo
-from ingest.params import JobForm, parse_form
+from ingest.params import JobForm, Requested, parse_form
 from ingest.problems import Problem
 from ingest.services import Services
+from jobs.key_quota import TooManyUnfinished
+from jobs.logs import get_logger
 from jobs.model import new_job_id
 from jobs.submit import Accepted, IdempotencyConflict, idempotency_digest, request_fingerprint
 from jobs.wire import JobView
-from metrics.definitions import JOBS_DEDUPLICATED, JOBS_REJECTED, JOBS_SUBMITTED
+from metrics.definitions import JOBS_DEDUPLICATED, JOBS_REJECTED, JOBS_SUBMITTED, JOBS_SUBMITTED_BY_KEY
 
 __all__ = ["IDEMPOTENCY_KEY_MAX", "accept_submission", "accepted_view"]
 
 _PHOTO_TITLES = {413: "Upload too large", 415: "Unsupported image type", 422: "Photo not accepted"}
 IDEMPOTENCY_KEY_MAX = 255
 _IDEMPOTENCY_KEY = re.compile(rf"[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}")
+UNFINISHED_RETRY_AFTER_S = 10
+
+log = get_logger("ingest.intake")
 
 
 async def accept_submission(
-    services: Services, form: JobForm, *, idempotency_key: str | None = None, scope: str = ""
+    services: Services,
+    form: JobForm,
+    *,
+    idempotency_key: str | None = None,
+    caller: Caller = ANONYMOUS_CALLER,
 ) -> Accepted:
     """Validate, deduplicate and queue one submission; raises Problem for anything refused.
 
-    `scope` separates Idempotency-Keys of different callers (an API key id, when there are keys).
+    `caller` (ingest/auth.py) scopes Idempotency-Keys (its API key id), is recorded on the job and
+    bounds the key's unfinished jobs.
     """
     try:
-        accepted = await _accept(services, form, idempotency_key, scope)
+        accepted = await _accept(services, form, idempotency_key, caller)
     except Problem as problem:
         JOBS_REJECTED.labels(reason=problem.code).inc()
         raise
@@ -45,14 +56,20 @@ async def accept_submission(
         JOBS_DEDUPLICATED.labels(kind="idempotency").inc()
     else:
         JOBS_SUBMITTED.inc()
+        JOBS_SUBMITTED_BY_KEY.labels(key=caller.label).inc()
         if accepted.outcome == "cache_hit":
             JOBS_DEDUPLICATED.labels(kind="cache").inc()
+    log.info("submission accepted", job_id=accepted.job_id, key_id=caller.label, outcome=accepted.outcome)
     return accepted
 
 
-async def _accept(services: Services, form: JobForm, idempotency_key: str | None, scope: str) -> Accepted:
+async def _accept(services: Services, form: JobForm, idempotency_key: str | None, caller: Caller) -> Accepted:
     settings = services.settings
     requested = parse_form(form)
+    job_id = new_job_id()
+    extra = await services.webhooks.subscription(job_id, form.webhook_url, form.webhook_events, caller)
+    if caller.key_id:
+        extra["key_id"] = caller.key_id
     raw = await _read_upload(form.image, settings.max_upload_bytes)
     fingerprint = request_fingerprint(hashlib.sha256(raw).hexdigest(), form.text_fields())
     idem: str | None = None
@@ -64,13 +81,40 @@ async def _accept(services: Services, form: JobForm, idempotency_key: str | None
                 "Bad Idempotency-Key",
                 f"The Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters.",
             )
-        idem = idempotency_digest(idempotency_key, scope)
+        idem = idempotency_digest(idempotency_key, caller.key_id)
         try:
             prior = await services.submissions.prior(idem, fingerprint)
         except IdempotencyConflict as exc:
             raise _conflict(exc) from None
         if prior is not None:
             return prior
+    try:
+        async with services.unfinished.slot(caller.key) as slot:
+            accepted = await _queue(services, job_id, requested, raw, idem, fingerprint, extra)
+            if accepted.outcome == "queued":
+                slot.hold(accepted.job_id)
+    except TooManyUnfinished as exc:
+        raise Problem(
+            429,
+            "too_many_unfinished_jobs",
+            "Too many unfinished jobs",
+            f"This API key may have at most {exc.limit} unfinished jobs; retry when one has finished.",
+            headers={"Retry-After": str(UNFINISHED_RETRY_AFTER_S)},
+        ) from None
+    return accepted
+
+
+async def _queue(
+    services: Services,
+    job_id: str,
+    requested: Requested,
+    raw: bytes,
+    idem: str | None,
+    fingerprint: str,
+    extra: dict[str, str],
+) -> Accepted:
+    """Decode the photo and create the job (or replay a racing request's answer)."""
+    settings = services.settings
     try:
         photo = await anyio.to_thread.run_sync(
             lambda: normalize_photo(raw, max_pixels=settings.max_pixels), limiter=services.image_work
@@ -80,12 +124,13 @@ async def _accept(services: Services, form: JobForm, idempotency_key: str | None
     params = requested.resolve(photo.width, photo.height)
     try:
         return await services.submissions.submit(
-            new_job_id(),
+            job_id,
             params,
             photo=photo.data,
             input_digest=photo.digest,
             idem_digest=idem,
             fingerprint=fingerprint,
+            extra=extra,
         )
     except IdempotencyConflict as exc:
         raise _conflict(exc) from None

@@ -15,6 +15,7 @@ from litestar.openapi.spec import Operation
 from litestar.params import FromPath, HeaderParameter, MultipartBody, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
+from ingest.auth import Caller, submitter_guard
 from ingest.intake import accept_submission, accepted_view
 from ingest.limits import SUBMITS, backlog_guard
 from ingest.params import JobForm
@@ -80,8 +81,9 @@ class JobsController(Controller):
         summary="Submit a photo",
         description="Upload a photo as multipart/form-data; the job is queued and its status URL returned in "
         "`Location`. The same photo with the same parameters and seed is answered from the result cache "
-        "(`cache_hit: true`, already `succeeded`).",
-        guards=[backlog_guard],
+        "(`cache_hit: true`, already `succeeded`). With API keys configured, send "
+        "`Authorization: Bearer <API key>`. `webhook_url` asks for signed callbacks (docs/webhooks.md).",
+        guards=[submitter_guard, backlog_guard],
         opt={"rate_limit": SUBMITS},
         response_headers=[
             ResponseHeader(name="Location", description="The job's URL", documentation_only=True),
@@ -93,15 +95,16 @@ class JobsController(Controller):
                 required=False,
             ),
         ],
-        responses=problem_responses(400, 413, 415, 422, 429, 503),
+        responses=problem_responses(400, 401, 413, 415, 422, 429, 503),
     )
     async def submit(
         self,
         data: MultipartBody[JobForm],
         services: NamedDependency[Services],
+        caller: NamedDependency[Caller],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[JobView]:
-        accepted = await accept_submission(services, data, idempotency_key=idempotency_key)
+        accepted = await accept_submission(services, data, idempotency_key=idempotency_key, caller=caller)
         view = accepted_view(accepted)
         headers = {"Location": view.links.self}
         if accepted.outcome == "replay":

@@ -21,6 +21,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Receive, Scope, Send
 from redis.exceptions import RedisError
 
+from ingest.auth import presents_valid_key
 from ingest.problems import Problem
 from ingest.services import Services, services_from_state
 from jobs.logs import get_logger
@@ -49,6 +50,8 @@ class RateLimitMiddleware(ASGIMiddleware):
         settings = services.settings
         bucket = scope["route_handler"].opt.get("rate_limit", "requests")
         limit = settings.rate_limit_submits if bucket == SUBMITS else settings.rate_limit_requests
+        if bucket == SUBMITS and presents_valid_key(services, scope):
+            limit = 0  # an API key's submissions are limited per key, by its own rate (ingest/auth.py)
         if limit > 0:
             await self._check(services, scope, bucket, limit)
         await next_app(scope, receive, send)

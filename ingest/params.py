@@ -49,12 +49,32 @@ class JobForm(msgspec.Struct, kw_only=True):
     seed: Annotated[str | None, Meta(description="0-4294967295; default random (returned in params).")] = None
     use_zero_init: Annotated[str | None, Meta(description="true or false (default false).")] = None
     zero_steps: Annotated[str | None, Meta(description=f"0-{ZERO_STEPS_MAX} (default 1).")] = None
+    webhook_url: Annotated[
+        str | None,
+        Meta(
+            description="Call this https URL back with signed Standard Webhooks (docs/webhooks.md); its "
+            "addresses must be public."
+        ),
+    ] = None
+    webhook_events: Annotated[
+        str | None,
+        Meta(description="Which events, comma-separated: started, progress, completed (default completed)."),
+    ] = None
 
     def text_fields(self) -> dict[str, str]:
         """The text fields as sent, for the Idempotency-Key fingerprint."""
         return {
             name: (getattr(self, name) or "").strip()
-            for name in ("prompt", "width", "height", "seed", "use_zero_init", "zero_steps")
+            for name in (
+                "prompt",
+                "width",
+                "height",
+                "seed",
+                "use_zero_init",
+                "zero_steps",
+                "webhook_url",
+                "webhook_events",
+            )
         }
 
 

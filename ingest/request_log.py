@@ -56,4 +56,7 @@ class RequestLogMiddleware(ASGIMiddleware):
             job_id = scope.get("path_params", {}).get("job_id") or scope.get("path_params", {}).get("task_id")
             if job_id:
                 fields["job_id"] = str(job_id)[:64]
+            key_id = scope.get("state", {}).get("key_id")  # set on submissions by ingest/auth.py
+            if key_id:
+                fields["key_id"] = key_id
             log.info("request", **fields)

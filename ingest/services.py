@@ -14,8 +14,11 @@ from litestar.datastructures import State
 from redis.asyncio import Redis
 
 from ingest.client_ip import ClientAddress
+from ingest.webhook_request import WebhookIntake
+from jobs.apikeys import KeyRing, load_key_ring
 from jobs.blobs import BlobStore, open_blob_store
 from jobs.events import EventsHub
+from jobs.key_quota import UnfinishedJobs
 from jobs.keys import Keys
 from jobs.ratelimit import RateLimiter
 from jobs.redis_conn import connect
@@ -41,6 +44,10 @@ class Services:
     client_address: ClientAddress
     # Decoding a 40 MP photo takes ~200 MB for a moment: at most a few at once, whatever the load.
     image_work: anyio.CapacityLimiter
+    # API keys (ingest/auth.py) and webhook subscriptions (ingest/webhook_request.py).
+    api_keys: KeyRing
+    unfinished: UnfinishedJobs
+    webhooks: WebhookIntake
 
     @property
     def keys(self) -> Keys:
@@ -52,6 +59,7 @@ def open_services(settings: Settings) -> Services:
     redis = connect(settings.redis_url, max_connections=REDIS_POOL_SIZE, name="ingest")
     store = JobStore(redis, keys, job_ttl_s=settings.job_ttl_seconds, blob_ttl_s=settings.blob_ttl_seconds)
     blobs = open_blob_store(redis, keys, settings.blob_dir)
+    api_keys = load_key_ring(settings)
     return Services(
         settings=settings,
         redis=redis,
@@ -67,6 +75,9 @@ def open_services(settings: Settings) -> Services:
         events=EventsHub(redis, keys),
         client_address=ClientAddress(settings.trusted_proxies),
         image_work=anyio.CapacityLimiter(max(2, os.cpu_count() or 1)),
+        api_keys=api_keys,
+        unfinished=UnfinishedJobs(redis, keys, ttl_s=settings.job_ttl_seconds),
+        webhooks=WebhookIntake.from_settings(settings, api_keys),
     )
 
 

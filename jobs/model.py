@@ -86,6 +86,17 @@ class JobRecord(msgspec.Struct, kw_only=True):
     result_key: str = ""
     result_type: str = ""
     cache_hit: bool = False
+    # Who submitted it (an API key id, never the key) and its webhook deliveries (jobs/webhooks.py).
+    key_id: str = ""
+    wh_events: str = ""  # ",started,completed," as subscribed; empty: no webhook
+    wh_attempts: int = 0
+    wh_delivered: int = 0
+    wh_pending: int = 0
+    wh_last_event: str = ""
+    wh_last_outcome: str = ""
+    wh_last_status: int = 0
+    wh_last_error: str = ""
+    wh_last_at: int = 0
 
     @classmethod
     def from_hash(cls, job_id: str, raw: dict[bytes, bytes]) -> JobRecord:

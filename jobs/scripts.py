@@ -2,7 +2,8 @@
 
 Writes that must agree (job hash + stream entry; status + XACK) run as one script, so a crash
 between them cannot leave a job half-written. Each script's contract is in its own header; every
-script gets prelude.lua (is_terminal, emit, hset_pairs) prepended.
+script gets prelude.lua (is_terminal, emit, hset_pairs) prepended, and before it
+webhook_capture.lua (emit records webhook events of subscribed jobs).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ __all__ = ["Scripts", "load_script"]
 @cache
 def _source(name: str) -> str:
     lua = resources.files("jobs") / "lua"
-    return (lua / "prelude.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+    parts = ("webhook_capture.lua", "prelude.lua", f"{name}.lua")  # emit() calls webhook_capture
+    return "\n".join((lua / part).read_text() for part in parts)
 
 
 def load_script(redis: Redis, name: str) -> AsyncScript:

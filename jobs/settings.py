@@ -203,6 +203,86 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         str, _m("ADMIN_SECRET", "Bearer secret of the admin routes; empty disables them.")
     ] = ""
 
+    # --- API keys and webhooks (jobs/apikeys.py, docs/webhooks.md) --------------------------
+    api_keys: Annotated[
+        str,
+        _m(
+            "GHIBLI_API_KEYS",
+            "API key entries (id=...,sha256=...,rate=...,max_unfinished=...,webhook_secret=...), "
+            "separated by ';'; made by `ghibli keys create`. With keys, POST /v1/jobs needs one.",
+        ),
+    ] = ""
+    api_keys_file: Annotated[
+        str,
+        _m("GHIBLI_API_KEYS_FILE", "File with one API key entry per line (container secrets); # comments."),
+    ] = ""
+    public_submissions: Annotated[
+        bool,
+        _m(
+            "GHIBLI_PUBLIC_SUBMISSIONS",
+            "With API keys configured, still accept submissions without a key (the built-in page), "
+            "limited per client by GHIBLI_RATE_LIMIT_SUBMITS.",
+        ),
+    ] = False
+    webhook_secret: Annotated[
+        str,
+        _m(
+            "GHIBLI_WEBHOOK_SECRET",
+            "Signing secret (whsec_...) of webhooks asked for without an API key that has its own; "
+            "empty: those callers cannot ask for webhooks.",
+        ),
+    ] = ""
+    webhook_allow_http: Annotated[
+        bool, _m("GHIBLI_WEBHOOK_ALLOW_HTTP", "Allow plain http:// webhook URLs (otherwise https only).")
+    ] = False
+    webhook_allow_networks: Annotated[
+        str,
+        _m(
+            "GHIBLI_WEBHOOK_ALLOW_NETWORKS",
+            "Comma list of addresses/CIDRs webhooks may reach although loopback, private, link-local "
+            "or reserved (an internal receiver); empty allows public addresses only.",
+        ),
+    ] = ""
+    webhook_timeout_seconds: Annotated[
+        float, _m("GHIBLI_WEBHOOK_TIMEOUT_SECONDS", "Time-out of one webhook delivery attempt.", gt=0, le=120)
+    ] = 15.0
+    webhook_retry_base_seconds: Annotated[
+        float,
+        _m("GHIBLI_WEBHOOK_RETRY_BASE_SECONDS", "First back-off after a failed delivery (doubles).", gt=0),
+    ] = 5.0
+    webhook_retry_cap_seconds: Annotated[
+        float, _m("GHIBLI_WEBHOOK_RETRY_CAP_SECONDS", "Longest back-off between delivery attempts.", gt=0)
+    ] = 3_600.0
+    webhook_retry_window_seconds: Annotated[
+        float,
+        _m(
+            "GHIBLI_WEBHOOK_RETRY_WINDOW_SECONDS",
+            "How long an event is retried (from its first attempt) before it is given up.",
+            gt=0,
+        ),
+    ] = 86_400.0
+    webhook_progress_interval_seconds: Annotated[
+        float,
+        _m(
+            "GHIBLI_WEBHOOK_PROGRESS_INTERVAL_SECONDS",
+            "At most one progress webhook per job in this interval; it carries the newest state.",
+            ge=0,
+        ),
+    ] = 5.0
+    webhook_concurrency: Annotated[
+        int,
+        _m(
+            "GHIBLI_WEBHOOK_CONCURRENCY",
+            "Deliveries one `ghibli webhooks` process makes at once.",
+            ge=1,
+            le=1024,
+        ),
+    ] = 16
+    webhook_metrics_port: Annotated[
+        int,
+        _m("GHIBLI_WEBHOOK_METRICS_PORT", "`ghibli webhooks` /metrics port; 0 turns it off.", ge=0, le=65535),
+    ] = 0
+
     # --- logs -----------------------------------------------------------------------------
     log_level: Annotated[str, _m("GHIBLI_LOG_LEVEL", "debug, info, warning or error.")] = "info"
     log_format: Annotated[
@@ -223,6 +303,20 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                 ipaddress.ip_network(proxy, strict=False)
             except ValueError:
                 raise ValueError(f"GHIBLI_TRUSTED_PROXIES: {proxy!r} is not an address or CIDR") from None
+        for network in filter(None, (n.strip() for n in self.webhook_allow_networks.split(","))):
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"GHIBLI_WEBHOOK_ALLOW_NETWORKS: {network!r} is not an address or CIDR"
+                ) from None
+        if self.webhook_secret:
+            from jobs.webhook_signing import SecretError, WebhookSecret
+
+            try:
+                WebhookSecret.parse(self.webhook_secret)
+            except SecretError as exc:
+                raise ValueError(f"GHIBLI_WEBHOOK_SECRET: {exc}") from None
 
     def __repr__(self) -> str:
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in self.redacted().items())})"
@@ -261,7 +355,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
-_SECRET_FIELDS = frozenset({"admin_secret"})
+_SECRET_FIELDS = frozenset({"admin_secret", "api_keys", "webhook_secret"})
 
 
 class SettingsError(ValueError):

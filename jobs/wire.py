@@ -8,7 +8,7 @@ import msgspec
 
 from jobs.model import JobParams, JobRecord, Status
 
-__all__ = ["ErrorInfo", "JobLinks", "JobView", "QueueInfo", "ResultInfo", "job_view"]
+__all__ = ["ErrorInfo", "JobLinks", "JobView", "QueueInfo", "ResultInfo", "WebhookInfo", "job_view"]
 
 
 class ErrorInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -29,6 +29,20 @@ class ResultInfo(msgspec.Struct, frozen=True, kw_only=True):
     content_type: str
     width: int
     height: int
+
+
+class WebhookInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """The job's webhook deliveries (docs/webhooks.md); the URL itself is not shown."""
+
+    events: list[str]
+    attempts: int  # HTTP attempts, all events together
+    delivered: int  # events delivered (2xx)
+    pending: int  # events waiting to be delivered
+    last_event: str | None = None
+    last_outcome: str | None = None  # delivered, failed, given_up, gone
+    last_status_code: int | None = None
+    last_error: str | None = None
+    last_attempt_at: datetime | None = None
 
 
 class JobLinks(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,6 +67,7 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True):
     result: ResultInfo | None = None
     cache_hit: bool = False
     version: int = 0
+    webhook: WebhookInfo | None = None
     links: JobLinks
 
 
@@ -97,5 +112,22 @@ def job_view(record: JobRecord, base: str = "/v1/jobs") -> JobView:
         else None,
         cache_hit=record.cache_hit,
         version=record.version,
+        webhook=_webhook_info(record),
         links=JobLinks(self=here, events=f"{here}/events", result=f"{here}/result" if succeeded else None),
+    )
+
+
+def _webhook_info(record: JobRecord) -> WebhookInfo | None:
+    if not record.wh_events:
+        return None
+    return WebhookInfo(
+        events=[e for e in record.wh_events.split(",") if e],
+        attempts=record.wh_attempts,
+        delivered=record.wh_delivered,
+        pending=record.wh_pending,
+        last_event=record.wh_last_event or None,
+        last_outcome=record.wh_last_outcome or None,
+        last_status_code=record.wh_last_status or None,
+        last_error=record.wh_last_error or None,
+        last_attempt_at=_when(record.wh_last_at),
     )

@@ -27,6 +27,7 @@ __all__ = [
     "JOBS_RETRIED",
     "JOBS_STARTED",
     "JOBS_SUBMITTED",
+    "JOBS_SUBMITTED_BY_KEY",
     "JOB_END_TO_END",
     "JOB_QUEUE_WAIT",
     "JOB_RUN",
@@ -36,6 +37,10 @@ __all__ = [
     "SPACE_CALL",
     "SPACE_CIRCUIT_OPEN",
     "SPACE_ERRORS",
+    "WEBHOOK_ATTEMPTS",
+    "WEBHOOK_ATTEMPT_OUTCOMES",
+    "WEBHOOK_ATTEMPT_SECONDS",
+    "WEBHOOK_EVENTS",
     "QueueGauge",
 ]
 
@@ -52,6 +57,30 @@ JOBS_REJECTED = Counter(
     "ghibli_jobs_rejected_total", "Submissions refused, by reason (the problem code).", ["reason"]
 )
 JOBS_CANCELLED = Counter("ghibli_jobs_cancelled_total", "Jobs cancelled by their user.")
+JOBS_SUBMITTED_BY_KEY = Counter(
+    "ghibli_jobs_submitted_by_key_total",
+    "Jobs accepted (202), by API key id ('anonymous' without a key; never the key).",
+    ["key"],
+)
+
+# --- webhooks (`ghibli webhooks`) -----------------------------------------------------------
+WEBHOOK_ATTEMPTS = Counter(
+    "ghibli_webhook_attempts_total",
+    "Webhook delivery attempts, by outcome and API key id.",
+    ["outcome", "key"],  # delivered | http_error | network_error | forbidden
+)
+WEBHOOK_EVENTS = Counter(
+    "ghibli_webhook_events_total",
+    "Webhook events that left the outbox, by how, and API key id.",
+    ["result", "key"],  # delivered | given_up | gone | superseded
+)
+WEBHOOK_ATTEMPT_SECONDS = Histogram(
+    "ghibli_webhook_attempt_seconds",
+    "One webhook delivery attempt (resolve, connect, send, answer), by outcome.",
+    ["outcome"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30, 60),
+)
+WEBHOOK_ATTEMPT_OUTCOMES = ("delivered", "http_error", "network_error", "forbidden")
 
 # --- consumers ------------------------------------------------------------------------------
 JOBS_STARTED = Counter("ghibli_jobs_started_total", "Claims that started a Space call.")

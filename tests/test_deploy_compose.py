@@ -95,6 +95,7 @@ def test_compose_file_validates_and_defines_the_stack(tmp_path: Path) -> None:
         "redis",
         "ingest",
         "consumer",
+        "webhooks",
         "space",
         "metrics-exporter",
         "redis-exporter",
@@ -237,6 +238,7 @@ def test_prometheus_scrapes_what_the_stack_runs() -> None:
         "metrics-exporter": int(str(defaults["GHIBLI_EXPORTER_PORT"])),
         "redis-exporter": 9121,
         "consumer": int(services["consumer"]["environment"]["GHIBLI_METRICS_PORT"]),
+        "webhooks": int(services["webhooks"]["environment"]["GHIBLI_WEBHOOK_METRICS_PORT"]),
     }
     seen = set()
     for job in prometheus["scrape_configs"]:

@@ -1,0 +1,40 @@
+"""`ghibli webhooks`: the webhook dispatcher (consumers/webhook_dispatch.py), a process of its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ghibli.cli import COMMON, _configure_logs, _settings, settings_options
+
+__all__ = ["WEBHOOKS", "webhooks"]
+
+WEBHOOKS = (
+    "api_keys_file",
+    "webhook_allow_http",
+    "webhook_allow_networks",
+    "webhook_timeout_seconds",
+    "webhook_retry_base_seconds",
+    "webhook_retry_cap_seconds",
+    "webhook_retry_window_seconds",
+    "webhook_progress_interval_seconds",
+    "webhook_concurrency",
+    "webhook_metrics_port",
+    "metrics_host",
+)
+
+
+@click.command("webhooks")
+@settings_options(*COMMON, *WEBHOOKS)
+def webhooks(**values: Any) -> None:
+    """Deliver the jobs' webhooks: signed (Standard Webhooks), in order per job, retried for a day.
+
+    Run one or more anywhere that reaches Redis; they share the work. It reads the same API keys
+    (GHIBLI_API_KEYS, GHIBLI_API_KEYS_FILE) and GHIBLI_WEBHOOK_SECRET as ingest, to sign with.
+    """
+    from consumers.webhook_dispatch import run_dispatcher
+
+    settings = _settings(values)
+    _configure_logs(settings)
+    run_dispatcher(settings)
