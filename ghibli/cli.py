@@ -63,6 +63,11 @@ INGEST = (
     "idempotency_ttl_seconds",
     "result_cache",
     "sse_keepalive_seconds",
+    # API keys and webhook subscriptions (docs/webhooks.md); the keys themselves: environment only.
+    "api_keys_file",
+    "public_submissions",
+    "webhook_allow_http",
+    "webhook_allow_networks",
 )
 
 

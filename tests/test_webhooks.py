@@ -22,10 +22,19 @@ from jobs.settings import load_settings
 from jobs.webhook_url import UrlPolicy, address_allowed
 from jobs.webhooks import WebhookKeys
 from tests.ingest_support import Driver, api, photo_bytes, picture
-from tests.procs import Proc, RedisServer, free_port, ghibli
+from tests.procs import ROOT, Proc, RedisServer, free_port, ghibli
 from tests.webhook_kit import Delivery, Receiver, make_key, webhook_env
 
 pytestmark = pytest.mark.anyio
+
+
+def documented_verifier() -> Any:
+    """`verify_webhook` exactly as docs/webhooks.md shows it to receivers."""
+    text = (ROOT / "docs" / "webhooks.md").read_text()
+    block = text.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "docs/webhooks.md", "exec"), namespace)  # our own documentation
+    return namespace["verify_webhook"]
 
 
 def form(seed: int = 1, **fields: str) -> dict[str, Any]:
@@ -215,9 +224,16 @@ async def test_retries_keep_the_webhook_id_and_later_events_wait(
     for delivery in got:
         assert verifier.verify(delivery.body, delivery.headers)["id"] == job_id
         assert delivery.headers["content-type"] == "application/json"
-    tampered = dict(got[-1].headers)
+    tampered = got[-1].body.replace(b"succeeded", b"failed")
     with pytest.raises(Exception, match="signature"):
-        verifier.verify(got[-1].body.replace(b"succeeded", b"failed"), tampered)
+        verifier.verify(tampered, got[-1].headers)
+    # ... and with the receiver example of the docs.
+    verify_webhook = documented_verifier()
+    assert verify_webhook(shop.whsec, got[-1].headers, got[-1].body)["status"] == "succeeded"
+    with pytest.raises(ValueError, match="signature"):
+        verify_webhook(shop.whsec, got[-1].headers, tampered)
+    with pytest.raises(ValueError, match="signature"):
+        verify_webhook(make_key("other").whsec, got[-1].headers, got[-1].body)
     # The attempts and the last outcome are on the job...
     webhook = view["webhook"]
     assert (webhook["attempts"], webhook["delivered"], webhook["pending"]) == (4, 2, 0)
