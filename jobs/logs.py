@@ -2,8 +2,8 @@
 
 Libraries that log through the standard `logging` module (gradio_client, httpx, redis) are routed
 through the same renderer, so every line of a process is one format. A last processor scrubs
-anything shaped like an HF token or a bearer secret and replaces raw bytes by their length: the
-code never logs those on purpose, and this keeps a mistake from leaking them.
+anything shaped like an HF token, an API key, a webhook secret or a bearer secret and replaces raw
+bytes by their length: the code never logs those on purpose, and this keeps a mistake from leaking them.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ import structlog
 
 __all__ = ["configure_logging", "get_logger", "scrub_secrets"]
 
-_SECRET_RE = re.compile(r"hf_[A-Za-z0-9]{8,}|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}")
+_SECRET_RE = re.compile(
+    r"hf_[A-Za-z0-9]{8,}|(?i:bearer)\s+[A-Za-z0-9._~+/=-]{8,}"
+    r"|gk_[A-Za-z0-9_-]{16,}|whsec_[A-Za-z0-9+/=]{16,}"  # API keys and webhook secrets (jobs/apikeys.py)
+)
 
 
 def _scrub(value: Any) -> Any:
