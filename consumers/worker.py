@@ -8,6 +8,7 @@ moves due retries back to the stream and reaps consumers that are gone.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import signal
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import structlog
+from redis.exceptions import ResponseError
 
 from consumers.job_run import CANCELLED, MISSING, SHUTDOWN, TAKEN_OVER, JobRunner, Running
 from consumers.lease import Leases
@@ -257,6 +259,14 @@ class Consumer:
             except REDIS_DOWN as exc:
                 self._note_outage(exc)
                 await anyio.sleep(backoff.next_delay())
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    raise
+                # A Redis without persistence restarted, or someone deleted the stream: carry on.
+                log.error("jobs stream or group missing: creating it again", error=str(exc))
+                with contextlib.suppress(*REDIS_DOWN):
+                    await self.store.ensure_group()
+                await anyio.sleep(backoff.next_delay())
 
     async def _reclaim(self, tg: anyio.abc.TaskGroup, free: int) -> None:
         """Take over entries idle for a lease, once our own leases are renewed after any outage."""
@@ -349,6 +359,9 @@ class Consumer:
                 self._note_outage(exc)
                 await anyio.sleep(backoff.next_delay())
                 continue
+            except ResponseError as exc:  # NOGROUP: the claim loop creates the group again
+                log.error("leases not renewed", error=str(exc))
+                lost = list(self._running)
             if backoff.failing:
                 log.info("redis back: leases renewed", running=len(self._running))
             backoff.reset()

@@ -85,7 +85,7 @@ async def test_a_zombie_cannot_overwrite_the_result_of_the_consumer_that_took_ov
         assert await pipe.blobs.get(f"out/{job_id}/1") is None  # the zombie stored nothing
         assert await pipe.pending() == 0
         calls = scripted_space.calls("slow zombie")
-        print(f"Space calls for the job: {len(calls)} (the zombie's and the rescuer's)")
+        print(f"Space calls for the job: {len(calls)}")
         assert len(calls) <= 2
 
 
