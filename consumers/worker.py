@@ -260,7 +260,8 @@ class Consumer:
                 self._note_outage(exc)
                 await anyio.sleep(backoff.next_delay())
             except ResponseError as exc:
-                if "NOGROUP" not in str(exc):
+                # NOGROUP, or UNBLOCKED when the stream is deleted under a blocked read.
+                if not str(exc).startswith(("NOGROUP", "UNBLOCKED")):
                     raise
                 # A Redis without persistence restarted, or someone deleted the stream: carry on.
                 log.error("jobs stream or group missing: creating it again", error=str(exc))
