@@ -12,6 +12,7 @@ import io
 import os
 import re
 import shutil
+import ssl
 import tempfile
 import threading
 import time
@@ -25,6 +26,7 @@ from typing import Any
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import certifi
 import httpx
 from gradio_client import Client, handle_file
 from gradio_client.utils import Status as GradioStatus
@@ -55,6 +57,10 @@ REQUIRED = FULL_SIGNATURE[:6]
 # It also bounds the client's event-stream reader, so a silent connection cannot hang it forever.
 HTTP_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 POLL_S = 0.2
+# gradio_client opens a new httpx client for every upload, submit and download, and httpx builds
+# a fresh SSL context (loading the whole CA bundle) for each unless it is given one: measured at
+# ~220 ms CPU per call against ~19 ms with one shared context. Contexts are safe to share.
+_TLS_CONTEXT = ssl.create_default_context(cafile=certifi.where())
 _REBUILD_CODES = frozenset({"network", "stream_lost", "space_restarted"})
 
 
@@ -107,6 +113,7 @@ class SpaceSession:
                     httpx_kwargs={"timeout": HTTP_TIMEOUT},
                     download_files=str(self._download_dir),
                     analytics_enabled=False,
+                    ssl_verify=_TLS_CONTEXT,  # handed on to httpx as verify=
                 )
                 api: Any = client.view_api(print_info=False, return_format="dict")
             except Exception as exc:
