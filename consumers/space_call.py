@@ -87,7 +87,7 @@ class SpaceCaller:
             redis,
             keys,
             tokens,
-            max_in_flight=settings.effective_token_max_in_flight,
+            max_in_flight=settings.effective_token_max_in_flight(has_tokens=not tokens.anonymous),
             lease_s=settings.lease_seconds,
             gpu_seconds_per_call=settings.gpu_seconds_per_call,
         )
@@ -124,7 +124,7 @@ class SpaceCaller:
             log.info(
                 "hf tokens",
                 tokens=[f"{t.alias} ({t.source})" for t in self.tokens.usable],
-                max_in_flight=self.settings.effective_token_max_in_flight,
+                max_in_flight=self.pool.max_in_flight,
             )
 
     # --- readiness and the circuit breaker ------------------------------------------------------

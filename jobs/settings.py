@@ -76,7 +76,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         _m(
             "GHIBLI_TOKEN_MAX_IN_FLIGHT",
             "Space calls one HF token (or the anonymous IP) runs at once, across all consumers; "
-            "0 = auto: 1 for a Hugging Face Space id (ZeroGPU quota), 1024 for a self-hosted URL.",
+            "0 = auto: 1 with HF tokens or a Hugging Face Space id (ZeroGPU quota), "
+            "else 1024 (anonymous calls to a self-hosted URL).",
             ge=0,
             le=1024,
         ),
@@ -333,13 +334,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             shown[info.name] = value
         return shown
 
-    @property
-    def effective_token_max_in_flight(self) -> int:
+    def effective_token_max_in_flight(self, *, has_tokens: bool) -> int:
         """ZeroGPU charges quota per call, so one call per HF account at a time is the safe default;
-        a self-hosted Space (a URL) has no quota and is bounded by its own queue instead."""
+        anonymous calls to a self-hosted Space (a URL) have no quota and are bounded by its queue."""
         if self.token_max_in_flight:
             return self.token_max_in_flight
-        return 1024 if self.space.startswith(("http://", "https://")) else 1
+        return 1024 if not has_tokens and self.space.startswith(("http://", "https://")) else 1
 
     @property
     def resolved_consumer_name(self) -> str:
