@@ -8,10 +8,10 @@ restarted Space ("Server stopped") or a broken Space, because its config is fetc
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
-import shutil
 import ssl
 import tempfile
 import threading
@@ -257,8 +257,12 @@ def read_result(out: Any, params: JobParams, image_path: Path) -> tuple[bytes, s
             ErrorKind.TRANSIENT, "result_missing", f"The Space's result could not be read: {exc}"
         ) from exc
     finally:
-        # gradio_client never cleans its downloads; each result sits in its own hash directory.
-        shutil.rmtree(path.parent, ignore_errors=True)
+        # gradio_client never cleans its downloads. Results sit in a directory named by their
+        # content hash, which identical results of concurrent calls share: remove only our file,
+        # and the directory once it is empty.
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
     try:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
