@@ -183,7 +183,7 @@ def start_space(
     port: int | None = None,
     extra: list[str] | None = None,
     env: dict[str, str] | None = None,
-    timeout_s: float = 90,
+    timeout_s: float = 180,
 ) -> tuple[Proc, str]:
     """The real offline Space (Gradio) on a free port; returns it and its URL."""
     port = port or free_port()
