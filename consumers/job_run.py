@@ -59,6 +59,9 @@ class Running:
     claim: Claim
     stop: threading.Event = field(default_factory=threading.Event)
     reason: str = ""
+    # Highest progress reported in this attempt: a Space may report several progress series
+    # (e.g. denoising, then painting), and viewers must never see progress go backwards.
+    progress: float = 0.0
 
     def halt(self, reason: str) -> None:
         """Stop the call; the first reason wins (a later 'shutdown' must not hide a take-over)."""
@@ -282,7 +285,8 @@ class JobRunner:
     async def _report(self, running: Running, update: SpaceUpdate) -> None:
         fields: dict[str, object] = {"phase": update.phase}
         if update.progress is not None:
-            fields["progress"] = round(min(max(update.progress, 0.0), 1.0), 4)
+            running.progress = max(running.progress, round(min(max(update.progress, 0.0), 1.0), 4))
+            fields["progress"] = running.progress
         fields["queue_rank"] = -1 if update.queue_rank is None else update.queue_rank
         fields["queue_size"] = -1 if update.queue_size is None else update.queue_size
         fields["eta_seconds"] = -1 if update.eta_seconds is None else round(update.eta_seconds, 1)

@@ -7,6 +7,7 @@ from redis.asyncio import Redis
 
 from consumers.outage import REDIS_DOWN, Backoff
 from consumers.space_call import SpaceCaller
+from consumers.tokens import TokenConfigError
 from consumers.worker import Consumer, ConsumerNameTaken
 from jobs.blobs import open_blob_store
 from jobs.keys import Keys
@@ -29,7 +30,11 @@ async def _serve(settings: Settings) -> None:
             redis, keys, job_ttl_s=settings.job_ttl_seconds, blob_ttl_s=settings.blob_ttl_seconds
         )
         blobs = open_blob_store(redis, keys, settings.blob_dir)
-        caller = await _open_caller(settings, redis, keys)
+        try:
+            caller = await _open_caller(settings, redis, keys)
+        except TokenConfigError as exc:
+            log.error("cannot start", error=str(exc))
+            raise SystemExit(2) from None
         try:
             await Consumer(settings, store, blobs, caller).run()
         except ConsumerNameTaken as exc:

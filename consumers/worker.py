@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import random
 import shutil
 import signal
 import tempfile
@@ -33,6 +34,7 @@ from consumers.recovery import (
     restart_guard_s,
 )
 from consumers.retry import DueMover
+from jobs.blobs import BlobStore, FileBlobStore
 from jobs.logs import get_logger
 from jobs.redis_conn import BLOCK_MS
 from jobs.store import Claim, ClaimRefused
@@ -47,7 +49,6 @@ from metrics.definitions import (
 
 if TYPE_CHECKING:
     from consumers.space_call import SpaceCaller
-    from jobs.blobs import BlobStore
     from jobs.settings import Settings
     from jobs.store import JobStore
 
@@ -57,6 +58,7 @@ log = get_logger("consumers.worker")
 
 WATCH_INTERVAL_S = 1.0  # how soon a cancelled job's call is stopped when the Space sends nothing
 HOUSEKEEPING_INTERVAL_S = 1.0  # due-mover period; retries are due at most this late
+SWEEP_INTERVAL_S = 600.0  # expired files of a directory blob store (Redis expires its own keys)
 STOP_WAIT_S = 5.0  # after the grace period, how long stopped calls get to notice before release
 
 
@@ -81,6 +83,7 @@ class Consumer:
         self.settings = settings
         self.store = store
         self.caller = caller
+        self.blobs = blobs
         self.redis = store.redis
         self.keys = store.keys
         self.name = settings.resolved_consumer_name
@@ -398,7 +401,12 @@ class Consumer:
 
     async def _housekeeping_loop(self) -> None:
         reap_at = 0.0
+        # Replicas spread their sweeps out; not crypto.
+        sweep_at = time.monotonic() + SWEEP_INTERVAL_S * random.random()  # noqa: S311
         while not self._stopping.is_set():
+            if isinstance(self.blobs, FileBlobStore) and time.monotonic() >= sweep_at:
+                sweep_at = time.monotonic() + SWEEP_INTERVAL_S
+                log.info("expired blob files removed", count=await self.blobs.sweep())
             try:
                 await self.due.move()
                 if time.monotonic() >= reap_at:

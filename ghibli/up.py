@@ -175,16 +175,19 @@ class _Stack:
                 ],
                 base_env,
             )
-            _wait_until(lambda: _http_ok(space_url + "config"), "the offline Space", 90, self.children)
+            _wait_until(lambda: _http_ok(space_url + "config"), "the offline Space", 180, self.children)
             settings = _replace(settings, space=space_url)
             started.append(f"space      offline engine '{opts.space_engine}' at {space_url}")
         child_env = {**base_env, **settings.to_env()}
         self._spawn("ingest", [sys.executable, "-m", "ghibli", "ingest"], child_env)
         for i in range(opts.consumers):
+            # Each consumer needs its own name (a name in use is refused) and its own metrics port.
             env = {
                 **child_env,
-                "GHIBLI_CONSUMER_NAME": settings.consumer_name or f"{socket.gethostname()}-up-{i}",
+                "GHIBLI_CONSUMER_NAME": f"{settings.consumer_name or socket.gethostname() + '-up'}-{i}",
             }
+            if settings.metrics_port:
+                env["GHIBLI_METRICS_PORT"] = str(settings.metrics_port + i)
             self._spawn(f"consumer-{i}", [sys.executable, "-m", "ghibli", "consume"], env)
         # Webhook deliveries: a process of its own, never inside a consumer (consumers/webhook_dispatch.py).
         self._spawn("webhooks", [sys.executable, "-m", "ghibli", "webhooks"], child_env)
