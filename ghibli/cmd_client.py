@@ -33,6 +33,15 @@ _FOLLOWERS = 16
 
 
 def server_option(fn: F) -> F:
+    """--server and --api-key: where the API is, and the key it may require (environment only
+    is safer: a key on the command line shows in `ps`)."""
+    fn = click.option(
+        "--api-key",
+        default=None,
+        envvar="GHIBLI_API_KEY",
+        show_envvar=True,
+        help="API key sent as `Authorization: Bearer`, when the server requires one.",
+    )(fn)
     return click.option(
         "--server",
         default="http://127.0.0.1:8000",
@@ -41,6 +50,13 @@ def server_option(fn: F) -> F:
         show_envvar=True,
         help="Base URL of the ingest API.",
     )(fn)
+
+
+def _open_client(server: str, api_key: str | None) -> GhibliClient:
+    from ghibli.client import GhibliClient
+
+    headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
+    return GhibliClient(server, headers=headers)
 
 
 def _unreachable(server: str, exc: Exception) -> NoReturn:
@@ -255,6 +271,7 @@ def submit(
     photos: tuple[Path, ...],
     output: Path | None,
     server: str,
+    api_key: str | None,
     prompt: str | None,
     width: int | None,
     height: int | None,
@@ -266,12 +283,12 @@ def submit(
     """Upload photos, follow their jobs with a progress bar each, and write the results."""
     import httpx
 
-    from ghibli.client import ApiError, GhibliClient
+    from ghibli.client import ApiError
 
     mode = progress if progress != "auto" else ("bars" if sys.stderr.isatty() else "lines")
     failed = 0
     works: list[_Work] = []
-    with GhibliClient(server) as client, _Display(mode) as display:
+    with _open_client(server, api_key) as client, _Display(mode) as display:
         for photo in photos:
             try:
                 job = client.submit(photo, prompt=prompt, width=width, height=height, seed=seed)
@@ -376,15 +393,15 @@ def _print_status(job: JobView, client: GhibliClient) -> None:
 @click.argument("job_ids", nargs=-1, required=True)
 @server_option
 @click.option("--json", "as_json", is_flag=True, help="Print each job's status JSON, one per line.")
-def status(job_ids: tuple[str, ...], server: str, as_json: bool) -> None:
+def status(job_ids: tuple[str, ...], server: str, api_key: str | None, as_json: bool) -> None:
     """Show jobs' status: state, progress, queue position, error or result link."""
     import httpx
     import msgspec
 
-    from ghibli.client import ApiError, GhibliClient
+    from ghibli.client import ApiError
 
     failed = 0
-    with GhibliClient(server) as client:
+    with _open_client(server, api_key) as client:
         for job_id in job_ids:
             try:
                 job = client.status(job_id)
@@ -404,14 +421,14 @@ def status(job_ids: tuple[str, ...], server: str, as_json: bool) -> None:
 @click.command()
 @click.argument("job_ids", nargs=-1, required=True)
 @server_option
-def cancel(job_ids: tuple[str, ...], server: str) -> None:
+def cancel(job_ids: tuple[str, ...], server: str, api_key: str | None) -> None:
     """Cancel jobs and erase them and their pictures."""
     import httpx
 
-    from ghibli.client import ApiError, GhibliClient
+    from ghibli.client import ApiError
 
     failed = 0
-    with GhibliClient(server) as client:
+    with _open_client(server, api_key) as client:
         for job_id in job_ids:
             try:
                 client.cancel(job_id)
