@@ -40,6 +40,7 @@ class FanOut:
     seconds: float  # that interval
     redis_connections: int  # connections named "ingest" while the viewers were connected
     saw_end: int  # viewers that received the terminal event
+    events: int  # status events delivered to all viewers
     delay_p50_s: float  # job finished (job hash) -> viewer got the terminal event
     delay_p99_s: float
 
@@ -49,6 +50,7 @@ class _Viewer:
         self.job_id = job_id
         self.connected = asyncio.Event()
         self.ended_at = 0.0
+        self.events = 0  # `event: status` messages received
 
     async def watch(self, host: str, port: int) -> None:
         reader, writer = await asyncio.open_connection(host, port)
@@ -64,6 +66,7 @@ class _Viewer:
                 if not chunk:
                     return
                 tail = tail[-64:] + chunk
+                self.events += chunk.count(b"event: status")
                 if b"event: status" in tail:
                     self.connected.set()
                 if any(marker in tail for marker in _TERMINAL):
@@ -144,6 +147,7 @@ async def _run(
         seconds=seconds,
         redis_connections=connections,
         saw_end=sum(1 for v in crowd if v.ended_at),
+        events=sum(v.events for v in crowd),
         delay_p50_s=statistics.median(delays) if delays else float("nan"),
         delay_p99_s=percentile(delays, 99),
     )
@@ -162,8 +166,9 @@ def fanout_rows(report: Report, result: FanOut) -> None:
     report.add(
         Row(
             section,
-            f"ingest CPU seconds while the {result.jobs} jobs ran and every viewer was told, "
-            f"{result.seconds:.1f} s including the consumers' start-up",
+            f"ingest CPU seconds while the {result.jobs} jobs ran and every viewer was told "
+            f"({result.seconds:.1f} s including the consumers' start-up): {result.events} status events "
+            f"sent, {result.cpu_s / max(result.events, 1) * 1e6:.0f} us CPU per event",
             f"{result.cpu_s:.2f}",
         )
     )

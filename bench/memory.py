@@ -23,7 +23,7 @@ from redis import Redis
 from bench.direct import run_direct
 from bench.pipeline import Drained, JobQueue
 from bench.procs import Stack, rss_bytes
-from bench.report import Report, Row, ratio
+from bench.report import Report, Row, load_average, ratio
 
 __all__ = ["ConsumerMemory", "QueuedJobMemory", "consumer_memory", "memory_rows", "queued_job_memory"]
 
@@ -36,6 +36,7 @@ class QueuedJobMemory:
     job_hash: int  # MEMORY USAGE of one job hash
     stream_per_job: float  # MEMORY USAGE of the jobs stream / N
     photo_bytes: int  # the stored (normalized) photo
+    load: float = 0.0
 
 
 def queued_job_memory(stack: Stack, photo: bytes, jobs: int, *, blob_dir: Path | None) -> QueuedJobMemory:
@@ -65,7 +66,9 @@ def queued_job_memory(stack: Stack, photo: bytes, jobs: int, *, blob_dir: Path |
         stream = int(redis.memory_usage("{ghibli}:jobs", samples=0) or 0)
         photo_key = f"{{ghibli}}:blob:in/{ids[-1]}"
         photo_bytes = int(redis.strlen(photo_key)) if not blob_dir else _file_size(blob_dir)
-        return QueuedJobMemory((after - before) / jobs, job_hash, stream / (jobs + 1), photo_bytes)
+        return QueuedJobMemory(
+            (after - before) / jobs, job_hash, stream / (jobs + 1), photo_bytes, load_average()
+        )
     finally:
         redis.close()
         stack.close()
@@ -84,6 +87,7 @@ class ConsumerMemory:
     direct_peak: int
     in_flight: int
     succeeded: int
+    load: float = 0.0
 
 
 def consumer_memory(
@@ -109,7 +113,9 @@ def consumer_memory(
     finally:
         stack.close()
     direct = run_direct(space_url, "default", stored_photo, 256, (1, concurrency), jobs, 9_000_000)
-    return ConsumerMemory(idle, max(peak), direct.rss_idle, direct.rss_peak, concurrency, drained.succeeded)
+    return ConsumerMemory(
+        idle, max(peak), direct.rss_idle, direct.rss_peak, concurrency, drained.succeeded, load_average()
+    )
 
 
 async def _drain(redis_url: str, photo: bytes, jobs: int) -> Drained:
@@ -136,6 +142,7 @@ def memory_rows(
             f"{bare.per_job:.0f}",
             budget="<= 2048 bytes",
             passed=bare.per_job <= 2048,
+            load=bare.load,
         )
     )
     report.add(
@@ -144,6 +151,7 @@ def memory_rows(
             f"Redis bytes per queued job with its photo in Redis "
             f"(the stored photo: {full.photo_bytes} bytes)",
             f"{full.per_job:.0f}",
+            load=full.load,
         )
     )
     report.add(
@@ -153,6 +161,7 @@ def memory_rows(
             _mb(consumer.idle),
             _mb(consumer.direct_idle),
             ratio(consumer.idle, consumer.direct_idle),
+            load=consumer.load,
         )
     )
     report.add(
@@ -163,5 +172,6 @@ def memory_rows(
             _mb(consumer.busy_peak),
             _mb(consumer.direct_peak),
             ratio(consumer.busy_peak, consumer.direct_peak),
+            load=consumer.load,
         )
     )
