@@ -30,7 +30,8 @@ NUMBER = re.compile(r"^(—|-?\d+(\.\d+)?( / -?\d+(\.\d+)?)?)$")
 
 
 def _cells(line: str) -> list[str]:
-    assert line.startswith("| ") and line.endswith(" |"), line
+    assert line.startswith("| "), line
+    assert line.endswith(" |"), line
     return [cell.strip() for cell in line[2:-2].split(" | ")]
 
 
