@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import anyio
-import anyio.from_thread
-from anyio.lowlevel import EventLoopToken
 
 from consumers.errors import ErrorKind, QuotaWait, SpaceError
 from consumers.outage import REDIS_DOWN, Backoff
+from consumers.progress import ProgressWriter
 from consumers.retry import plan_failure
 from consumers.space_client import SpaceUpdate
 from jobs.logs import get_logger
@@ -59,9 +58,6 @@ class Running:
     claim: Claim
     stop: threading.Event = field(default_factory=threading.Event)
     reason: str = ""
-    # Highest progress reported in this attempt: a Space may report several progress series
-    # (e.g. denoising, then painting), and viewers must never see progress go backwards.
-    progress: float = 0.0
 
     def halt(self, reason: str) -> None:
         """Stop the call; the first reason wins (a later 'shutdown' must not hide a take-over)."""
@@ -127,23 +123,35 @@ class JobRunner:
         log.info("job started", failures=claim.failures)
         image_path = self.workdir / f"{claim.job_id}-{claim.attempt}.img"
         await anyio.Path(image_path).write_bytes(photo)
-        token = anyio.lowlevel.current_token()
+        writer = ProgressWriter(self.store, claim, partial(self._write_refused, running))
         try:
-            result = await self.caller.call(
-                record.params,
-                image_path,
-                on_update=partial(self._report_from_thread, token, running),
-                stop=running.stop,
-            )
-        except (SpaceError, QuotaWait) as error:
-            return await self._after_failure(running, record, error)
-        except Exception as exc:  # a bug in the call path must not kill the consumer
-            log.exception("space call crashed")
-            crash = SpaceError(ErrorKind.TRANSIENT, "internal_error", f"{type(exc).__name__}: {exc}")
-            return await self._after_failure(running, record, crash)
+            async with anyio.create_task_group() as reports:
+                reports.start_soon(writer.run)
+                outcome = await self._call(running, record, image_path, writer)
+                reports.cancel_scope.cancel()  # a pending progress write is moot now
         finally:
             await anyio.Path(image_path).unlink(missing_ok=True)
-        return await self._after_success(running, record, result)
+        if isinstance(outcome, SpaceError | QuotaWait):
+            return await self._after_failure(running, record, outcome)
+        return await self._after_success(running, record, outcome)
+
+    async def _call(
+        self, running: Running, record: JobRecord, image_path: Path, writer: ProgressWriter
+    ) -> CallResult | SpaceError | QuotaWait:
+        """The Space call's result, or the classified reason it has none."""
+        token = anyio.lowlevel.current_token()
+
+        def on_update(update: SpaceUpdate) -> None:  # in the call's thread
+            if not running.stop.is_set():
+                writer.offer_from_thread(token, update)
+
+        try:
+            return await self.caller.call(record.params, image_path, on_update=on_update, stop=running.stop)
+        except (SpaceError, QuotaWait) as error:
+            return error
+        except Exception as exc:  # a bug in the call path must not kill the consumer
+            log.exception("space call crashed")
+            return SpaceError(ErrorKind.TRANSIENT, "internal_error", f"{type(exc).__name__}: {exc}")
 
     async def _after_success(self, running: Running, record: JobRecord, result: CallResult) -> str:
         claim = running.claim
@@ -273,29 +281,9 @@ class JobRunner:
         if record.created_at:
             JOB_END_TO_END.labels(outcome=outcome).observe(max(now_ms() - record.created_at, 0) / 1000)
 
-    # --- progress, reported from the call's thread --------------------------------------------
-    def _report_from_thread(self, token: EventLoopToken, running: Running, update: SpaceUpdate) -> None:
-        if running.stop.is_set():
-            return
-        try:
-            anyio.from_thread.run(self._report, running, update, token=token)
-        except Exception as exc:  # noqa: BLE001 - progress is best effort; the loop may be shutting down
-            log.debug("progress not reported", error=str(exc))
-
-    async def _report(self, running: Running, update: SpaceUpdate) -> None:
-        fields: dict[str, object] = {"phase": update.phase}
-        if update.progress is not None:
-            running.progress = max(running.progress, round(min(max(update.progress, 0.0), 1.0), 4))
-            fields["progress"] = running.progress
-        fields["queue_rank"] = -1 if update.queue_rank is None else update.queue_rank
-        fields["queue_size"] = -1 if update.queue_size is None else update.queue_size
-        fields["eta_seconds"] = -1 if update.eta_seconds is None else round(update.eta_seconds, 1)
-        verdict = "ok"
-        with anyio.move_on_after(5):
-            try:
-                verdict = await self.store.update(running.claim, Status.RUNNING, **fields)
-            except REDIS_DOWN:
-                return
+    @staticmethod
+    def _write_refused(running: Running, verdict: str) -> None:
+        """A progress write was refused: the job is no longer this run's to work on."""
         if verdict == "fenced":
             running.halt(TAKEN_OVER)
         elif verdict == "missing":

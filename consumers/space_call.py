@@ -400,7 +400,10 @@ class SpaceCaller:
         session = self._sessions.get(alias)
         if session is None:
             session = SpaceSession(
-                self.settings.space, self.tokens.secret(alias), download_dir=self._download_dir
+                self.settings.space,
+                self.tokens.secret(alias),
+                download_dir=self._download_dir,
+                max_calls=self.settings.concurrency,
             )
             self._sessions[alias] = session
         return session

@@ -86,10 +86,12 @@ class CallTrace:
 class SpaceSession:
     """A reusable connection to one Space with one token (or anonymously, token=None)."""
 
-    def __init__(self, src: str, token: str | None, *, download_dir: Path) -> None:
+    def __init__(self, src: str, token: str | None, *, download_dir: Path, max_calls: int = 40) -> None:
         self.src = src
         self._token = token
         self._download_dir = download_dir
+        # gradio_client runs at most max_workers calls at once per Client (its default is 40).
+        self._max_workers = max(40, max_calls)
         self._client: Client | None = None
         self._params: tuple[str, ...] = ()
         self._lock = threading.Lock()
@@ -110,6 +112,7 @@ class SpaceSession:
                     # False, not None: None would fall back to a cached login or HF_TOKEN.
                     token=self._token if self._token else False,
                     verbose=False,
+                    max_workers=self._max_workers,
                     httpx_kwargs={"timeout": HTTP_TIMEOUT},
                     download_files=str(self._download_dir),
                     analytics_enabled=False,

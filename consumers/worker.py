@@ -58,6 +58,7 @@ log = get_logger("consumers.worker")
 
 WATCH_INTERVAL_S = 1.0  # how soon a cancelled job's call is stopped when the Space sends nothing
 HOUSEKEEPING_INTERVAL_S = 1.0  # due-mover period; retries are due at most this late
+RECLAIM_SCAN_MAX_S = 2.0  # longest pause between scans for entries of dead consumers
 SWEEP_INTERVAL_S = 600.0  # expired files of a directory blob store (Redis expires its own keys)
 STOP_WAIT_S = 5.0  # after the grace period, how long stopped calls get to notice before release
 
@@ -277,7 +278,8 @@ class Consumer:
         now = time.monotonic()
         if now < self._reclaim_at or self._renewed_at <= self._outage_at:
             return
-        self._reclaim_at = now + self.lease_s / 3
+        # Scanning often is cheap (one XAUTOCLAIM) and bounds recovery at about lease + 2 s.
+        self._reclaim_at = now + min(self.lease_s / 3, RECLAIM_SCAN_MAX_S)
         # Downtime counts as idle time: after a Redis restart, wait until live consumers renewed.
         if await redis_uptime_s(self.redis) < restart_guard_s(self.lease_s):
             return

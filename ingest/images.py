@@ -109,7 +109,8 @@ def normalize_photo(data: bytes, *, max_pixels: int) -> NormalizedPhoto:
             ) from None
     rgb.thumbnail((STORED_MAX_SIDE, STORED_MAX_SIDE), Image.Resampling.LANCZOS)
     out = io.BytesIO()
-    rgb.save(out, format="JPEG", quality=95, optimize=True)  # no exif=, no icc_profile=: stripped
+    # No exif=, no icc_profile=: stripped. No optimize=: it costs ~30% of the upload's CPU for ~5%.
+    rgb.save(out, format="JPEG", quality=95)
     stored = out.getvalue()
     return NormalizedPhoto(
         data=stored,

@@ -1,0 +1,75 @@
+"""Progress of a running job, written to its status without slowing the Space call down.
+
+The call's thread only hands over the newest update (a cheap hop onto the event loop); a task on
+the loop writes it, at most every MIN_INTERVAL_S, so a chatty Space costs a handful of Redis writes
+per second at most, and the thread never waits for Redis. Progress never goes backwards within a
+run: a Space may report several series (e.g. denoising, then painting).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import anyio
+import anyio.from_thread
+from anyio.lowlevel import EventLoopToken
+
+from consumers.outage import REDIS_DOWN
+from consumers.space_client import SpaceUpdate
+from jobs.logs import get_logger
+from jobs.model import Status
+from jobs.store import Claim, JobStore
+
+__all__ = ["ProgressWriter"]
+
+log = get_logger("consumers.progress")
+
+MIN_INTERVAL_S = 0.25
+
+
+class ProgressWriter:
+    def __init__(self, store: JobStore, claim: Claim, on_verdict: Callable[[str], None]) -> None:
+        self._store = store
+        self._claim = claim
+        self._on_verdict = on_verdict  # told when a write is refused (cancelled, taken over, gone)
+        self._latest: SpaceUpdate | None = None
+        self._wake = anyio.Event()
+        self.progress = 0.0
+
+    def offer_from_thread(self, token: EventLoopToken, update: SpaceUpdate) -> None:
+        """Called in the call's thread for every update; returns without touching Redis."""
+        self._latest = update
+        try:
+            anyio.from_thread.run_sync(self._poke, token=token)
+        except Exception as exc:  # noqa: BLE001 - the loop may be shutting down; progress is best effort
+            log.debug("progress not handed over", error=str(exc))
+
+    def _poke(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Write the newest update whenever there is one; cancelled when the call ends."""
+        while True:
+            await self._wake.wait()
+            self._wake = anyio.Event()
+            update, self._latest = self._latest, None
+            if update is not None:
+                await self._write(update)
+            await anyio.sleep(MIN_INTERVAL_S)
+
+    async def _write(self, update: SpaceUpdate) -> None:
+        fields: dict[str, object] = {"phase": update.phase}
+        if update.progress is not None:
+            self.progress = max(self.progress, round(min(max(update.progress, 0.0), 1.0), 4))
+            fields["progress"] = self.progress
+        fields["queue_rank"] = -1 if update.queue_rank is None else update.queue_rank
+        fields["queue_size"] = -1 if update.queue_size is None else update.queue_size
+        fields["eta_seconds"] = -1 if update.eta_seconds is None else round(update.eta_seconds, 1)
+        with anyio.move_on_after(5):
+            try:
+                verdict = await self._store.update(self._claim, Status.RUNNING, **fields)
+            except REDIS_DOWN as exc:
+                log.debug("progress not written", error=str(exc))
+                return
+            if verdict != "ok":
+                self._on_verdict(verdict)
