@@ -225,6 +225,9 @@ def launch(options: SpaceOptions, host: str, port: int, *, block: bool = True) -
         server_port=port,
         show_error=True,
         quiet=True,
+        # The endpoint is sync: Gradio runs it on a thread limiter of 40 by default, which would
+        # silently cap --concurrency above that (and leave no thread for uploads meanwhile).
+        max_threads=max(40, options.concurrency + 16),
         prevent_thread_lock=not block,
         app_kwargs={"middleware": middleware},
     )
