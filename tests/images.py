@@ -111,14 +111,14 @@ def animated(fmt: str) -> bytes:
     return out.getvalue()
 
 
-def exif_rotated_jpeg() -> bytes:
+def exif_rotated_jpeg(width: int = 240, height: int = 320) -> bytes:
     """A portrait photo stored sideways with EXIF Orientation 6 (and a GPS position to leak).
 
-    Upright it is 240 wide, 320 tall, red at the top; the stored pixels are that picture turned a
-    quarter to the left, which Orientation 6 tells viewers to undo.
+    Upright it is `width` wide, `height` tall, red in its top 3/16; the stored pixels are that
+    picture turned a quarter to the left, which Orientation 6 tells viewers to undo.
     """
-    upright = landscape(240, 320)
-    upright.paste(RED, (0, 0, 240, 60))
+    upright = landscape(width, height)
+    upright.paste(RED, (0, 0, width, height * 3 // 16))
     sideways = upright.rotate(90, expand=True)
     exif = Image.Exif()
     exif[0x0112] = 6

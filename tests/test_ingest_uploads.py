@@ -145,6 +145,16 @@ async def test_exif_rotated_photo_is_stored_upright_without_metadata(
     assert response.json()["params"]["height"] == 768
 
 
+async def test_a_large_phone_photo_is_stored_upright_at_2048_px(
+    client: AsyncTestClient[Any], driver: Driver
+) -> None:
+    # 12.6 MP, decoded at reduced scale (JPEG DCT scaling) before the final resize.
+    img = await accepted_copy(client, driver, images.exif_rotated_jpeg(3072, 4096))
+    assert img.size == (1536, 2048)  # portrait, the aspect ratio kept
+    assert near(img.getpixel((768, 100)), images.RED)
+    assert not near(img.getpixel((768, 1900)), images.RED)
+
+
 async def test_cmyk_jpeg_becomes_rgb(client: AsyncTestClient[Any], driver: Driver) -> None:
     img = await accepted_copy(client, driver, images.cmyk_jpeg(images.RED))
     assert near(img.getpixel((40, 30)), images.RED, tolerance=40)
