@@ -11,7 +11,7 @@ import zlib
 
 import numpy as np
 import pillow_heif
-from PIL import Image
+from PIL import Image, ImageCms
 
 from tests.photos import encode, landscape
 
@@ -133,3 +133,9 @@ def heic() -> bytes:
     out = io.BytesIO()
     landscape(160, 120).save(out, format="HEIF", quality=90)
     return out.getvalue()
+
+
+def srgb_icc() -> bytes:
+    """An sRGB ICC profile, as cameras and editors embed one."""
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    return bytes(profile.tobytes())

@@ -155,6 +155,48 @@ async def test_a_large_phone_photo_is_stored_upright_at_2048_px(
     assert not near(img.getpixel((768, 1900)), images.RED)
 
 
+async def test_a_clean_jpeg_is_stored_byte_for_byte(client: AsyncTestClient[Any], driver: Driver) -> None:
+    sent = encode(landscape(640, 480), "JPEG", quality=88)  # JFIF only, as browsers export
+    response = await upload(client, sent)
+    assert response.status_code == 202, response.text
+    assert await driver.stored_photo(response.json()["id"]) == sent
+
+
+@pytest.mark.parametrize(
+    ("name", "sent", "left_out"),
+    [
+        ("a comment", encode(landscape(320, 240), "JPEG", comment=b"secret-comment"), b"secret-comment"),
+        (
+            "bytes after its end",
+            encode(landscape(320, 240), "JPEG") + b"appended-payload",
+            b"appended-payload",
+        ),
+        (
+            "an ICC profile",
+            encode(landscape(320, 240), "JPEG", icc_profile=images.srgb_icc()),
+            b"ICC_PROFILE",
+        ),
+    ],
+)
+async def test_a_jpeg_with_more_than_pixels_is_re_encoded_without_it(
+    client: AsyncTestClient[Any], driver: Driver, name: str, sent: bytes, left_out: bytes
+) -> None:
+    assert left_out in sent
+    response = await upload(client, sent)
+    assert response.status_code == 202, response.text
+    stored = await driver.stored_photo(response.json()["id"])
+    assert left_out not in stored, name
+    assert decode(stored).size == (320, 240)
+
+
+async def test_a_clean_jpeg_larger_than_2048_px_is_resized(
+    client: AsyncTestClient[Any], driver: Driver
+) -> None:
+    sent = encode(landscape(3000, 2000), "JPEG", quality=85)
+    img = await accepted_copy(client, driver, sent)
+    assert img.size == (2048, 1365)
+
+
 async def test_cmyk_jpeg_becomes_rgb(client: AsyncTestClient[Any], driver: Driver) -> None:
     img = await accepted_copy(client, driver, images.cmyk_jpeg(images.RED))
     assert near(img.getpixel((40, 30)), images.RED, tolerance=40)
