@@ -175,6 +175,17 @@ def test_dashboard_has_data_and_stuck_jobs_fire(stack: dict[str, object]) -> Non
         # --- 1. jobs, quota errors, a consumer SIGKILLed mid-job -------------------------------
         ids = [submit(client, seed, photo) for seed in range(1, 11)]
         victim, _ = consumers["c-a"]
+
+        def quota_scraped() -> bool:
+            # The quota counters must not hang on whether the victim met the refusals and died
+            # before a scrape: wait until Prometheus holds them, then kill.
+            exprs = (
+                'sum(ghibli_space_errors_total{error_class="quota"})',
+                "sum(ghibli_quota_cooldowns_total)",
+            )
+            return all(r and float(r[0]["value"][1]) >= 1 for r in map(prometheus.query, exprs))
+
+        wait_until(quota_scraped, "the quota refusals scraped", 60)
         wait_until(lambda: pending_of(redis, "c-a") > 0, "c-a holding a job", 60)
         victim.signal(signal.SIGKILL)
         victim.wait(10)
