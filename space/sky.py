@@ -98,9 +98,10 @@ def find_sky(rgb: F32) -> Sky:
 def _fill_clouds(mask: npt.NDArray[Any], lightness: F32, chroma: F32) -> None:
     """Add the photo's own clouds (and birds, specks) to the sky mask, in place: all are repainted.
 
-    A hole counts when it lies inside the sky, when it is a speck, or when it is brighter and paler
-    than the sky and floats: sky lies below it in most of its columns. Towers, roofs and lighthouses
-    stand on the ground, so there is no sky below them and they stay.
+    A hole counts when it is a speck, when it lies inside the sky and looks like cloud (no more
+    colourful than the sky, not much darker), or when it is brighter and paler than the sky and
+    floats: sky lies below it in most of its columns. The sun, a balloon or a kite inside the sky
+    stay, as do towers, roofs and lighthouses, which stand on the ground with no sky below them.
     """
     sh, sw = mask.shape
     sky = mask > 0
@@ -112,11 +113,13 @@ def _fill_clouds(mask: npt.NDArray[Any], lightness: F32, chroma: F32) -> None:
             continue  # reaches the bottom edge: ground, not sky
         inside = x > 0 and y > 0 and x + bw < sw
         region = hole_labels == label
-        if (inside and area < 0.05 * sw * sh) or area < 0.002 * sw * sh:
+        hole_lightness, hole_chroma = float(lightness[region].mean()), float(chroma[region].mean())
+        paler = hole_chroma <= sky_chroma * 0.8 + 5
+        cloudy = paler and hole_lightness >= sky_lightness - 15
+        if (inside and area < 0.05 * sw * sh and cloudy) or area < 0.002 * sw * sh:
             mask[region] = 1
             continue
-        brighter = lightness[region].mean() >= max(55.0, sky_lightness)
-        paler = chroma[region].mean() <= sky_chroma * 0.8 + 5
+        brighter = hole_lightness >= max(55.0, sky_lightness)
         if brighter and paler and mask[y + bh :, x : x + bw].any(axis=0).mean() >= 0.6:
             mask[region] = 1
 

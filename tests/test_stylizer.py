@@ -15,6 +15,7 @@ from space.looks import KEYWORDS, look_for_prompt
 from space.samples import meadow, portrait, seaside
 from space.sky import find_sky
 from space.stylizer import STEPS, cover_box, fast_transform, prepare, stylize
+from tests.photos import landscape
 
 
 def pixels(image: Image.Image) -> np.ndarray:
@@ -147,6 +148,15 @@ def test_the_sky_is_repainted_and_the_seed_moves_the_clouds() -> None:
     sky_change = np.abs(a[sky_rows] - b[sky_rows]).mean()
     ground_change = np.abs(a[ground_rows] - b[ground_rows]).mean()
     assert sky_change > 3 * ground_change  # seeds repaint clouds; the beach only gets new grain
+
+
+def test_the_sun_in_the_sky_is_kept_while_the_sky_around_it_is_repainted() -> None:
+    scene = landscape(640, 480)  # a pale yellow sun in a blue sky, centred at (486, 77)
+    out = pixels(stylize(scene, 640, 480, seed=1))
+    sun = out[66:88, 475:497].reshape(-1, 3).mean(axis=0)
+    sky = out[66:88, 300:322].reshape(-1, 3).mean(axis=0)
+    assert sun[0] > sun[2] + 30  # still warm: red well above blue
+    assert sky[2] > sky[0] + 30  # the painted sky beside it is blue
 
 
 def test_prompt_keywords_steer_the_look(photo: Image.Image) -> None:
