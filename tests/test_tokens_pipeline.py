@@ -27,7 +27,6 @@ import anyio
 import httpx
 import pytest
 from litestar.testing import AsyncTestClient
-from redis import Redis
 
 from consumers.tokens import alias_of
 from ingest.app import create_app
@@ -36,6 +35,7 @@ from tests.apps.quota_space import token_label
 from tests.apps.runner import QuotaSpace, new_token
 from tests.photos import encode, landscape
 from tests.procs import Proc, RedisServer, base_env, free_port, ghibli
+from tests.redis_scan import redis_contents
 
 pytestmark = pytest.mark.anyio
 
@@ -127,27 +127,7 @@ def logs(procs: list[Proc]) -> str:
 
 def assert_nowhere(secrets: list[str], redis_url: str, texts: list[str]) -> None:
     """No secret in any Redis key or value (every type), nor in the given texts."""
-    redis = Redis.from_url(redis_url)
-    dump: list[bytes] = []
-    for key in redis.scan_iter(count=500):
-        dump.append(key)
-        kind = redis.type(key).decode()
-        if kind == "string":
-            dump.append(redis.get(key) or b"")
-        elif kind == "hash":
-            dump.extend(itertools.chain.from_iterable(redis.hgetall(key).items()))
-        elif kind == "list":
-            dump.extend(redis.lrange(key, 0, -1))
-        elif kind == "set":
-            dump.extend(redis.smembers(key))
-        elif kind == "zset":
-            dump.extend(m for m, _ in redis.zrange(key, 0, -1, withscores=True))
-        elif kind == "stream":
-            for _id, fields in redis.xrange(key):
-                dump.extend(itertools.chain.from_iterable(fields.items()))
-        else:
-            raise AssertionError(f"unexpected key type {kind} of {key!r}")
-    redis.close()
+    dump = [value for _key, value in redis_contents(redis_url)]
     blob = b"\n".join(dump)
     assert len(dump) > 10  # the scan saw the pipeline's keys
     for secret in secrets:

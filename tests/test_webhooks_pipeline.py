@@ -12,8 +12,9 @@ from standardwebhooks import Webhook
 
 from tests.photos import encode, landscape
 from tests.procs import Proc, RedisServer, free_port, ghibli, start_space, wait_until
+from tests.redis_scan import redis_contents
 from tests.web_stack import start_consumer, start_ingest
-from tests.webhook_kit import Receiver, make_key, redis_contents, wait_for, webhook_env
+from tests.webhook_kit import Receiver, make_key, wait_for, webhook_env
 
 
 def test_a_keyed_app_gets_signed_webhooks_and_no_secret_is_stored_or_shown(
@@ -81,11 +82,11 @@ def test_a_keyed_app_gets_signed_webhooks_and_no_secret_is_stored_or_shown(
     # --- the key, the stranger's key and the signing secret are nowhere -------------------------
     secrets = [shop.plain, stranger.plain, shop.whsec, shop.whsec.removeprefix("whsec_")]
     raw_secrets = [s.encode() for s in secrets] + [shop.entry.webhook_secrets[0].key]
-    stored = list(redis_contents(redis_server.url))
+    stored = redis_contents(redis_server.url)
     assert any(key.endswith(f"job:{job_id}") for key, _value in stored)  # the scan sees the jobs
     for key, value in stored:
-        for secret in raw_secrets:
-            assert secret not in value, f"a secret is stored in Redis under {key}"
+        for raw_secret in raw_secrets:
+            assert raw_secret not in value, f"a secret is stored in Redis under {key}"
     ingest_metrics = httpx.get(f"{ingest.url}/metrics", timeout=10).text
     dispatcher_metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
     assert 'ghibli_jobs_submitted_by_key_total{key="shop"} 3.0' in ingest_metrics

@@ -7,12 +7,10 @@ import json
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-from redis import Redis
 
 from jobs.apikeys import ApiKey, entry_line, key_digest, new_key
 from jobs.webhook_signing import WebhookSecret
@@ -153,33 +151,3 @@ def wait_for(check: Callable[[], bool], what: str, timeout_s: float = 60.0) -> N
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-def redis_contents(url: str) -> Iterator[tuple[str, bytes]]:
-    """Every key and every stored value of a Redis, for scans (strings, hashes, lists, sets, streams)."""
-    client = Redis.from_url(url)
-    try:
-        for raw in client.scan_iter(count=500):
-            key = raw.decode()
-            kind = client.type(raw).decode()
-            values: list[bytes] = [raw]
-            if kind == "string":
-                values.append(client.get(raw) or b"")
-            elif kind == "hash":
-                for k, v in client.hgetall(raw).items():
-                    values += [k, v]
-            elif kind == "list":
-                values += client.lrange(raw, 0, -1)
-            elif kind == "set":
-                values += list(client.smembers(raw))
-            elif kind == "zset":
-                values += [m for m, _score in client.zrange(raw, 0, -1, withscores=True)]
-            elif kind == "stream":
-                for entry_id, fields in client.xrange(raw):
-                    values.append(entry_id)
-                    for k, v in fields.items():
-                        values += [k, v]
-            for value in values:
-                yield key, value
-    finally:
-        client.close()
