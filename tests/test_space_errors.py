@@ -184,17 +184,29 @@ def test_a_full_queue_is_transient(space: QuotaSpace, photo: Path) -> None:
     session.connect()
     errors: list[SpaceError] = []
 
-    def call() -> None:
+    def call(reached: threading.Event, phase: str) -> None:
+        def on_update(update: SpaceUpdate) -> None:
+            if update.phase != "in_queue" or phase == "in_queue":
+                reached.set()
+
         try:
             session.generate(
-                photo, JobParams(width=320, height=256), timeout_s=60, on_update=print, should_stop=bool
+                photo, JobParams(width=320, height=256), timeout_s=60, on_update=on_update, should_stop=bool
             )
         except SpaceError as exc:
             errors.append(exc)
+        reached.set()  # refused: nothing more will come
 
-    threads = [threading.Thread(target=call) for _ in range(3)]
-    for thread in threads:
-        thread.start()
+    # One call at a time: the first runs, the second waits in the one-place queue, the third is
+    # refused. Each joins only once the one before holds its place, so the order is certain.
+    threads = []
+    for phase in ("processing", "in_queue", "refused"):
+        reached = threading.Event()
+        threads.append(threading.Thread(target=call, args=(reached, phase)))
+        threads[-1].start()
+        assert reached.wait(30), f"the call meant to be {phase} never got there"
+        if phase == "in_queue":
+            time.sleep(1)  # its join is answered (the first call still has 2 s to run)
     for thread in threads:
         thread.join(90)
     assert [(e.kind, e.code) for e in errors] == [(ErrorKind.TRANSIENT, "space_queue_full")]
