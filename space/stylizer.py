@@ -16,10 +16,12 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps
 
+from space.brush import drag, flow_field, stroke_texture
 from space.linework import line_art, paper_texture
 from space.looks import Look, look_for_prompt
-from space.palette import fit_palette, grade, quantize
+from space.palette import fit_palette, grade, levels, quantize
 from space.sky import Sky, find_sky, paint_sky
+from space.weather import dapple, lamp_glow, rain
 
 __all__ = ["STEPS", "cover_box", "fast_transform", "prepare", "stylize"]
 
@@ -30,6 +32,7 @@ STEPS = ("preparing", "smoothing", "palette", "sky", "line art", "texture")
 
 _NIGHT_SKY = 28.0  # CIELAB lightness under which a photo's sky counts as a night sky
 _ORIENTATION = 0x0112  # EXIF tag
+_BRUSH_SEED = 0x6B1B  # the brush marks' noise is the same for every seed
 _FOCUS_Y = 0.4  # where a vertical cover-crop is centred: heads sit above the middle of photos
 
 
@@ -114,10 +117,31 @@ def _glow(rgb: F32, scale: float) -> F32:
     return np.asarray(rgb + (1 - rgb) * (halo * np.float32(0.35))[..., None], dtype=np.float32)
 
 
+def _against_sky(sky: Sky, rgb8: npt.NDArray[Any], size: tuple[int, int]) -> F32:
+    """Ink for thin dark things seen against the sky (masts, wires, lattice, twigs), at full size.
+
+    The colour layer is painted at half size and smoothed: a one-pixel wire would fade into the
+    sky there. A painter draws such things as lines, so they are drawn from the photo itself:
+    wherever a pixel near the sky is darker than the sky beside it.
+    """
+    if not sky.found:
+        return np.zeros(rgb8.shape[:2], np.float32)
+    near = cv2.resize(sky.near, size, interpolation=cv2.INTER_LINEAR)
+    sky_gray = cv2.resize(cv2.cvtColor(sky.local, cv2.COLOR_RGB2GRAY), size, interpolation=cv2.INTER_LINEAR)
+    gray = cv2.cvtColor(rgb8, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
+    # Relative darkness: a mast is as plain against a night sky as against a bright one.
+    darker = np.clip((1 - gray / np.maximum(sky_gray, np.float32(0.05)) - np.float32(0.15)) * 3, 0, 1)
+    return np.asarray(near * darker, dtype=np.float32)
+
+
 def _look(prompt: str, sky: Sky) -> Look:
-    """The prompt's look; a photo with a dark sky stays a night picture unless the prompt says."""
+    """The prompt's look; a photo with a dark sky stays a night picture whatever the prompt says.
+
+    Painting a day or sunset sky over a night photo would put daylight above lit windows and
+    street lamps: the scene would no longer hold together. Rain, forest or watercolour still apply.
+    """
     look = look_for_prompt(prompt)
-    if sky.found and sky.lightness < _NIGHT_SKY and not {"night", "sunset"} & set(look.name.split("+")):
+    if sky.found and sky.lightness < _NIGHT_SKY and "night" not in look.name.split("+"):
         look = look_for_prompt(prompt + " night")
     return look
 
@@ -132,7 +156,8 @@ def stylize(
 ) -> Image.Image:
     """Paint `image` at width x height in the look the prompt's keywords ask for.
 
-    The same arguments give the same bytes; the seed moves clouds, stars, brush and paper grain.
+    The same arguments give the same bytes; the seed moves clouds, stars, rain and paper grain,
+    never the painting of the photo itself.
     """
     step = on_step or (lambda _name: None)
     rng = _rng(seed)
@@ -141,12 +166,13 @@ def stylize(
     scale = min(width, height) / 768
     work = (max(1, width // 2), max(1, height // 2))  # colour is smooth: half size is enough
     photo = cv2.resize(rgb8, work, interpolation=cv2.INTER_AREA)
+    photo_f = photo.astype(np.float32) / 255
 
     step(STEPS[1])
     smooth = _smooth(photo, scale / 2)
 
     step(STEPS[2])
-    sky = find_sky(photo.astype(np.float32) / 255)
+    sky = find_sky(photo_f)
     look = _look(prompt, sky)
     lab = cv2.cvtColor(smooth, cv2.COLOR_RGB2LAB)
     centres = fit_palette(cv2.resize(lab, (48, 48), interpolation=cv2.INTER_AREA), colours=14)
@@ -154,29 +180,44 @@ def stylize(
     # Painted, not cut out: region borders get a short soft transition, and skin keeps more of
     # its smooth shading (posterized faces look blotchy, Ghibli faces are one tone and a shadow).
     flat = cv2.GaussianBlur(flat, (0, 0), max(0.8, 1.2 * scale))
-    flatness = look.flatness * ((1 - 0.5 * _skin(lab)) * _detail(lab))[..., None]
-    base = grade(flat * flatness + smooth * (1 - flatness), look)
+    skin = _skin(lab)
+    flatness = look.flatness * ((1 - 0.5 * skin) * _detail(lab))[..., None]
+    mixed = flat * flatness + smooth * (1 - flatness)
+    # The brush follows the forms; on skin it barely moves (a face is not a field of grass).
+    flow = flow_field(cv2.cvtColor(smooth, cv2.COLOR_RGB2GRAY), scale / 2)
+    mixed = drag(mixed, flow, np.clip(0.8 * look.strokes * (1 - 0.7 * skin), 0, 1), scale / 2)
+    tones = levels(cv2.cvtColor(photo_f, cv2.COLOR_RGB2LAB))
+    base = grade(mixed, look, tones)
     if look.wet > 0:
         base = cv2.GaussianBlur(base, (0, 0), look.wet * scale / 2)
     if look.bleed > 0:
         base = base * _bleed(flat, look.bleed)[..., None]
 
     step(STEPS[3])
-    painted = _glow(paint_sky(base, sky, look, rng), scale / 2)
+    painted = paint_sky(base, sky, look, rng, grade(sky.local, look, tones))
+    painted = dapple(painted, look.dapple, (1 - sky.mask) * (1 - skin), rng)
+    painted = lamp_glow(painted, photo_f, look.lamps, scale / 2)
+    painted = _glow(painted, scale / 2)
     colour = cv2.resize(painted, (width, height), interpolation=cv2.INTER_LINEAR)
-    sky_core = cv2.resize(sky.core, (width, height), interpolation=cv2.INTER_LINEAR)
+    sky_full = cv2.resize(sky.mask, (width, height), interpolation=cv2.INTER_LINEAR)
 
     step(STEPS[4])
     # Lines from a mix of the smoothed picture (shapes) and the photo (eyes, small details).
     smooth_gray = cv2.resize(cv2.cvtColor(smooth, cv2.COLOR_RGB2GRAY), (width, height))
     photo_gray = cv2.cvtColor(rgb8, cv2.COLOR_RGB2GRAY).astype(np.float32) * np.float32(0.4 / 255)
-    ink = line_art(smooth_gray * np.float32(0.6) + photo_gray, scale)
-    ink *= (1 - sky_core) * np.float32(look.line_strength)
+    ink = line_art(smooth_gray * np.float32(0.6) + photo_gray, scale) * (1 - sky_full)
+    structure = _against_sky(sky, rgb8, (width, height)) * np.float32(max(look.line_strength, 0.7))
+    ink = np.maximum(ink * np.float32(look.line_strength), structure)
 
     step(STEPS[5])
-    texture = paper_texture(height, width, rng, paper=look.paper, blotch=look.blotch)
-    line = np.asarray(look.line_colour, dtype=np.float32)
+    # Brush marks belong to the painting of the photo, not to the seed: a fixed generator.
+    marks = stroke_texture(smooth.shape[:2], flow, scale / 2, _rng(_BRUSH_SEED))
+    marks *= np.float32(0.035 * look.strokes) * (1 - 0.7 * skin)
+    texture = paper_texture(height, width, rng, paper=look.paper, blotch=look.blotch, strokes=marks)
+    # Lines take some of the colour they cross (a coloured trace), so fur and hair get no black specks.
+    line = np.asarray(look.line_colour, dtype=np.float32) * 0.55 + colour * np.float32(0.3)
     out = colour * (texture * (1 - ink))[..., None] + line * ink[..., None]
+    out = rain(out, look.rain, rng)
     np.maximum(out, np.asarray(look.shadow, dtype=np.float32) * 0.8, out=out)  # never black
     return Image.fromarray(cv2.convertScaleAbs(out, alpha=255), "RGB")  # rounds and saturates
 

@@ -164,7 +164,9 @@ def test_prompt_keywords_steer_the_look(photo: Image.Image) -> None:
     assert look_for_prompt("a SUNSET over the sea, watercolour").name == "sunset+watercolor"
     assert look_for_prompt("night and sunset").name == "night"  # night wins
     assert look_for_prompt("a fallen leaf").name == "day"  # whole words only
-    assert set(KEYWORDS.values()) == {"sunset", "night", "autumn", "winter", "rain", "watercolor"}
+    assert set(KEYWORDS.values()) == {
+        *("sunset", "night", "autumn", "winter", "rain", "watercolor", "summer", "forest", "seaside")
+    }
     day = pixels(stylize(photo, 384, 288, seed=2, prompt="Ghibli"))
     sunset = pixels(stylize(photo, 384, 288, seed=2, prompt="Ghibli, sunset"))
     night = pixels(stylize(photo, 384, 288, seed=2, prompt="Ghibli at night"))
