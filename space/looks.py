@@ -191,15 +191,16 @@ _SETTING: dict[str, dict[str, Any]] = {
 }
 _MEDIUM: dict[str, dict[str, Any]] = {
     "watercolor": {
-        "line_strength": 0.4,
-        "flatness": 0.35,
+        "line_strength": 0.35,
+        "flatness": 0.3,
         "strokes": 0.4,
-        "paper": 2.5,
-        "blotch": 0.6,
-        "bleed": 0.6,
-        "wet": 2.5,
-        "exposure": 1.1,
-        "contrast": 0.15,
+        "paper": 3.0,
+        "blotch": 0.8,
+        "bleed": 0.7,
+        "wet": 3.0,
+        "saturation": 1.0,
+        "exposure": 1.14,
+        "contrast": 0.1,
     },
 }
 

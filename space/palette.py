@@ -119,10 +119,15 @@ def grade(rgb: F32, look: Look, tones: tuple[float, float] = (0.0, 100.0)) -> F3
     cos, sin = np.cos(turn) * gain, np.sin(turn) * gain
     a2 = a * cos + b * sin
     b2 = b * cos - a * sin
-    # Most of the way to the full range, never more than 1.6x, and a dark photo stays dark.
-    lo, hi = 0.4 * tones[0], max(tones[1] + 0.3 * (100 - tones[1]), 75.0)
-    lo = min(lo, hi - 62.5)
-    t = np.clip((lightness - np.float32(lo)) * np.float32(look.exposure / (hi - lo)), 0, 1)
+    # A flat, hazy photo (1..99 % lightness spanning less than 85) is spread to span 85, at most
+    # 1.6x, around its middle pulled a little towards mid-grey. A photo with a full range is left.
+    lo, hi = tones
+    span = max(hi - lo, 1.0)
+    gain = min(1.6, max(1.0, 85.0 / span))
+    middle = (lo + hi) / 2
+    target = middle + 0.3 * (50.0 - middle) * (gain - 1) / 0.6
+    lightness = (lightness - np.float32(middle)) * np.float32(gain) + np.float32(target)
+    t = np.clip(lightness * np.float32(look.exposure / 100), 0, 1)
     index = (t * 1023).astype(np.intp)
     t = _SHOULDER[index] + np.float32(look.contrast) * (_S_CURVE[index] - _RAMP[index])
     out = cv2.cvtColor(cv2.merge([np.clip(t, 0, 1) * 100, a2, b2]), cv2.COLOR_LAB2RGB)

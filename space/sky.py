@@ -19,7 +19,7 @@ import numpy.typing as npt
 from space.clouds import cloud_layer, star_field
 from space.looks import Look
 
-__all__ = ["Sky", "find_sky", "paint_sky"]
+__all__ = ["Sky", "find_sky", "paint_sky", "thin_things"]
 
 F32 = npt.NDArray[Any]  # float32 pixels in 0..1 (OpenCV's stubs type its results loosely)
 U8 = npt.NDArray[Any]  # 0/1 masks as uint8
@@ -33,7 +33,8 @@ class Sky:
     mask: F32  # 0..1 at the working size: how much painted sky replaces the picture
     open: F32  # 0..1: open sky, far enough from anything in it for clouds and stars
     local: F32  # the photo's own sky colour near each pixel (RGB 0..1)
-    near: F32  # 0..1: pixels partly of sky (seen through a lattice or twigs) to recolour
+    near: F32  # 0..1: pixels partly of sky (seen through a lattice or twigs): painted as sky
+    band: F32  # 0..1: close to the sky, whatever the colour (where thin things may stand in it)
     lightness: float  # mean CIELAB lightness (0..100) of the photo's own sky, 0 when none
     rows: tuple[int, int]  # first and last row of the open sky (where clouds may sit)
 
@@ -41,10 +42,15 @@ class Sky:
     def found(self) -> bool:
         return self.lightness > 0
 
+    @property
+    def cover(self) -> F32:
+        """0..1: how much of each pixel the painted sky covers (sure sky and partly-sky pixels)."""
+        return np.asarray(np.maximum(self.mask, self.near), dtype=np.float32)
+
 
 def _none(h: int, w: int) -> Sky:
     zero = np.zeros((h, w), dtype=np.float32)
-    return Sky(zero, zero, np.zeros((h, w, 3), np.float32), zero, 0.0, (0, 0))
+    return Sky(zero, zero, np.zeros((h, w, 3), np.float32), zero, zero, 0.0, (0, 0))
 
 
 def _candidates(lab: F32) -> U8:
@@ -112,7 +118,7 @@ def find_sky(rgb: F32) -> Sky:
     support = cv2.resize(weight, big, interpolation=cv2.INTER_LINEAR)
     # At the working size a pixel is repainted only if its colour matches the sky beside it:
     # masts, wires and twigs thinner than a grid pixel differ from the sky and are kept.
-    diff = np.sqrt(((rgb - local_up) ** 2).sum(axis=2))
+    diff = np.sqrt(((rgb - local_up) ** 2).sum(axis=2)) / _tolerance(local_up)
     similar = np.clip((0.11 - diff) / 0.05, 0, 1)
     # Small gaps between branches near the sky take the painted sky's colour (no clouds), so they
     # match the sky beside them instead of staying photo-blue blocks.
@@ -120,9 +126,11 @@ def find_sky(rgb: F32) -> Sky:
     gaps = similar * np.clip((support - 0.15) * 4, 0, 1) * near
     alpha = np.maximum(np.clip((inner_up - 0.5) * 2 + 0.5, 0, 1) * similar, 0.85 * gaps)
     open_up = cv2.resize(open_, big, interpolation=cv2.INTER_LINEAR) * similar
-    # Pixels that mix sky and a thin thing (a lattice tower, a tree crown's rim) are not repainted
-    # but recoloured like the sky, or they would stand out as pale photo-sky blocks.
-    mixed = np.clip((0.4 - diff) / 0.2, 0, 1) * np.clip((support - 0.03) * 6, 0, 1)
+    # Pixels that mix sky and a thin thing (a lattice tower, a tree crown's rim) at this size,
+    # within reach of the sky (a dense crown's middle too, but not the field below the horizon).
+    reach = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 20)
+    band = np.clip((cv2.resize(reach, big, interpolation=cv2.INTER_LINEAR) - 0.02) * 8, 0, 1)
+    mixed = np.clip((0.4 - diff) / 0.2, 0, 1) * band
     rows = np.flatnonzero(open_.max(axis=1) > 0.5)
     if len(rows) == 0:
         rows = np.flatnonzero(mask.max(axis=1) > 0)
@@ -136,6 +144,7 @@ def find_sky(rgb: F32) -> Sky:
         open_up.astype(np.float32),
         local_up.astype(np.float32),
         mixed.astype(np.float32),
+        band.astype(np.float32),
         sky_lightness,
         sky_rows,
     )
@@ -175,6 +184,13 @@ def _fill_clouds(mask: npt.NDArray[Any], lightness: F32, chroma: F32) -> None:
             mask[box][region] = 1
 
 
+def _tolerance(local: F32) -> F32:
+    """How far (RGB distance) a colour may be from the sky beside it and still match: a night
+    sky is dark, and so is the field under it, so colours must be closer there than by day."""
+    gray = cv2.cvtColor(local, cv2.COLOR_RGB2GRAY)
+    return np.asarray(np.clip(gray / np.float32(0.6), 0.5, 1.0), dtype=np.float32)
+
+
 def _gradient(h: int, w: int, sky_rows: tuple[int, int], look: Look) -> F32:
     top, bottom = sky_rows
     span = max(1, bottom - top)
@@ -186,17 +202,17 @@ def _gradient(h: int, w: int, sky_rows: tuple[int, int], look: Look) -> F32:
     return np.broadcast_to(col[:, None, :], (h, w, 3)).astype(np.float32)
 
 
-def paint_sky(rgb: F32, sky: Sky, look: Look, rng: np.random.Generator, graded: F32) -> F32:
+def paint_sky(rgb: F32, sky: Sky, look: Look, rng: np.random.Generator) -> F32:
     """The picture with its sky replaced by a painted gradient, clouds (and stars at night).
 
-    `graded` is `sky.local` through the picture's grade: the gap between it and the painted sky is
-    the colour shift given to pixels that are partly sky, so they match the new sky around them.
+    Pixels that are partly sky (seen through a lattice, between twigs) take the painted sky too:
+    at half size they are a blur of both, which would stand out as a pale block. The thin things
+    themselves are drawn back at full size from the photo (`stylizer._against_sky`).
     """
     h, w = sky.mask.shape
     if not sky.found:
         return rgb
     gradient = _gradient(h, w, sky.rows, look)
-    rgb = rgb + (gradient - graded) * (sky.near * (1 - sky.mask))[..., None]
     is_open = sky.open[..., None]
     painted = gradient
     if look.stars:
@@ -204,5 +220,34 @@ def paint_sky(rgb: F32, sky: Sky, look: Look, rng: np.random.Generator, graded: 
     clouds = cloud_layer(h, w, sky.rows, look, rng)
     cover = clouds[..., 3:4] * is_open
     painted = painted * (1 - cover) + clouds[..., :3] * is_open
-    m = sky.mask[..., None]
+    m = sky.cover[..., None]
     return np.asarray(np.clip(rgb * (1 - m) + painted * m, 0, 1), dtype=np.float32)
+
+
+def thin_things(sky: Sky, look: Look, photo: F32, painted_gray: F32) -> tuple[F32, F32, F32]:
+    """At full size, near the sky: (sky alpha, the painted sky colour, ink of thin dark things).
+
+    The colour layer is painted at half size, where a one-pixel wire or twig is a blur of sky
+    and wood. Here each full-size pixel of `photo` (RGB 0..1) is either sky-like (it takes the
+    painted gradient: no pale photo-sky blocks between branches) or darker than the sky beside
+    it and much darker than the half-size painting there before grading (`painted_gray`, full
+    size), which is what a thin thing lost at half size looks like (it is drawn as a dark line,
+    as a painter would). A roof or a tree crown is as dark there as in the photo and is left alone.
+    """
+    h, w = photo.shape[:2]
+    if not sky.found:
+        zero = np.zeros((h, w), np.float32)
+        return zero, np.zeros((h, w, 3), np.float32), zero
+    big = (w, h)
+    band = cv2.resize(sky.band, big, interpolation=cv2.INTER_LINEAR)
+    local = cv2.resize(sky.local, big, interpolation=cv2.INTER_LINEAR)
+    painted = cv2.resize(_gradient(sky.mask.shape[0], 1, sky.rows, look), big, interpolation=cv2.INTER_LINEAR)
+    soft = cv2.GaussianBlur(photo, (0, 0), 0.7)  # sensor noise is not a thing in the sky
+    diff = np.sqrt(((soft - local) ** 2).sum(axis=2)) / _tolerance(local)
+    alpha = band * np.clip((0.11 - diff) / 0.05, 0, 1)
+    gray = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
+    sky_gray = cv2.cvtColor(local, cv2.COLOR_RGB2GRAY)
+    # Relative darkness: a mast is as plain against a night sky as against a bright one.
+    darker = np.clip((1 - gray / np.maximum(sky_gray, np.float32(0.05)) - np.float32(0.12)) * 4, 0, 1)
+    lost = np.clip((1 - gray / np.maximum(painted_gray, np.float32(0.05)) - np.float32(0.1)) * 4, 0, 1)
+    return alpha, painted, np.asarray(band * darker * lost, dtype=np.float32)

@@ -16,11 +16,11 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageOps
 
-from space.brush import drag, flow_field, stroke_texture
+from space.brush import Flow, drag, flow_field, stroke_texture
 from space.linework import line_art, paper_texture
 from space.looks import Look, look_for_prompt
 from space.palette import fit_palette, grade, levels, quantize
-from space.sky import Sky, find_sky, paint_sky
+from space.sky import Sky, find_sky, paint_sky, thin_things
 from space.weather import dapple, lamp_glow, rain
 
 __all__ = ["STEPS", "cover_box", "fast_transform", "prepare", "stylize"]
@@ -117,21 +117,22 @@ def _glow(rgb: F32, scale: float) -> F32:
     return np.asarray(rgb + (1 - rgb) * (halo * np.float32(0.35))[..., None], dtype=np.float32)
 
 
-def _against_sky(sky: Sky, rgb8: npt.NDArray[Any], size: tuple[int, int]) -> F32:
-    """Ink for thin dark things seen against the sky (masts, wires, lattice, twigs), at full size.
+def _paint_regions(smooth: F32, lab: F32, skin: F32, look: Look, scale: float) -> tuple[F32, F32, Flow]:
+    """Flat painted regions (palette colours mixed with the smooth shading), brushed along the forms.
 
-    The colour layer is painted at half size and smoothed: a one-pixel wire would fade into the
-    sky there. A painter draws such things as lines, so they are drawn from the photo itself:
-    wherever a pixel near the sky is darker than the sky beside it.
+    Returns the painted regions, the plain palette picture (for watercolour bleed) and the flow.
     """
-    if not sky.found:
-        return np.zeros(rgb8.shape[:2], np.float32)
-    near = cv2.resize(sky.near, size, interpolation=cv2.INTER_LINEAR)
-    sky_gray = cv2.resize(cv2.cvtColor(sky.local, cv2.COLOR_RGB2GRAY), size, interpolation=cv2.INTER_LINEAR)
-    gray = cv2.cvtColor(rgb8, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255
-    # Relative darkness: a mast is as plain against a night sky as against a bright one.
-    darker = np.clip((1 - gray / np.maximum(sky_gray, np.float32(0.05)) - np.float32(0.15)) * 3, 0, 1)
-    return np.asarray(near * darker, dtype=np.float32)
+    centres = fit_palette(cv2.resize(lab, (48, 48), interpolation=cv2.INTER_AREA), colours=14)
+    flat, _labels = quantize(smooth, centres)
+    # Painted, not cut out: region borders get a short soft transition, and skin keeps more of
+    # its smooth shading (posterized faces look blotchy, Ghibli faces are one tone and a shadow).
+    flat = cv2.GaussianBlur(flat, (0, 0), max(0.8, 2.4 * scale))
+    flatness = look.flatness * ((1 - 0.5 * skin) * _detail(lab))[..., None]
+    mixed = flat * flatness + smooth * (1 - flatness)
+    # The brush follows the forms; on skin it barely moves (a face is not a field of grass).
+    flow = flow_field(cv2.cvtColor(smooth, cv2.COLOR_RGB2GRAY), scale)
+    mixed = drag(mixed, flow, np.clip(0.6 * look.strokes * (1 - 0.7 * skin), 0, 1), scale)
+    return mixed, flat, flow
 
 
 def _look(prompt: str, sky: Sky) -> Look:
@@ -175,17 +176,8 @@ def stylize(
     sky = find_sky(photo_f)
     look = _look(prompt, sky)
     lab = cv2.cvtColor(smooth, cv2.COLOR_RGB2LAB)
-    centres = fit_palette(cv2.resize(lab, (48, 48), interpolation=cv2.INTER_AREA), colours=14)
-    flat, _labels = quantize(smooth, centres)
-    # Painted, not cut out: region borders get a short soft transition, and skin keeps more of
-    # its smooth shading (posterized faces look blotchy, Ghibli faces are one tone and a shadow).
-    flat = cv2.GaussianBlur(flat, (0, 0), max(0.8, 1.2 * scale))
     skin = _skin(lab)
-    flatness = look.flatness * ((1 - 0.5 * skin) * _detail(lab))[..., None]
-    mixed = flat * flatness + smooth * (1 - flatness)
-    # The brush follows the forms; on skin it barely moves (a face is not a field of grass).
-    flow = flow_field(cv2.cvtColor(smooth, cv2.COLOR_RGB2GRAY), scale / 2)
-    mixed = drag(mixed, flow, np.clip(0.8 * look.strokes * (1 - 0.7 * skin), 0, 1), scale / 2)
+    mixed, flat, flow = _paint_regions(smooth, lab, skin, look, scale / 2)
     tones = levels(cv2.cvtColor(photo_f, cv2.COLOR_RGB2LAB))
     base = grade(mixed, look, tones)
     if look.wet > 0:
@@ -194,29 +186,36 @@ def stylize(
         base = base * _bleed(flat, look.bleed)[..., None]
 
     step(STEPS[3])
-    painted = paint_sky(base, sky, look, rng, grade(sky.local, look, tones))
+    painted = paint_sky(base, sky, look, rng)
     painted = dapple(painted, look.dapple, (1 - sky.mask) * (1 - skin), rng)
     painted = lamp_glow(painted, photo_f, look.lamps, scale / 2)
     painted = _glow(painted, scale / 2)
     colour = cv2.resize(painted, (width, height), interpolation=cv2.INTER_LINEAR)
-    sky_full = cv2.resize(sky.mask, (width, height), interpolation=cv2.INTER_LINEAR)
+    mixed_gray = cv2.resize(cv2.cvtColor(mixed, cv2.COLOR_RGB2GRAY), (width, height))
+    gaps, sky_colour, structure = thin_things(sky, look, rgb8.astype(np.float32) / 255, mixed_gray)
+    smooth_gray = cv2.resize(cv2.cvtColor(smooth, cv2.COLOR_RGB2GRAY), (width, height))
+    cover = cv2.resize(sky.cover, (width, height), interpolation=cv2.INTER_LINEAR)
+    gaps *= 1 - cover  # only what the half-size sky missed: its clouds stay
+    colour = colour + (sky_colour - colour) * gaps[..., None]
+    sky_full = cover + gaps
 
     step(STEPS[4])
     # Lines from a mix of the smoothed picture (shapes) and the photo (eyes, small details).
-    smooth_gray = cv2.resize(cv2.cvtColor(smooth, cv2.COLOR_RGB2GRAY), (width, height))
     photo_gray = cv2.cvtColor(rgb8, cv2.COLOR_RGB2GRAY).astype(np.float32) * np.float32(0.4 / 255)
     ink = line_art(smooth_gray * np.float32(0.6) + photo_gray, scale) * (1 - sky_full)
-    structure = _against_sky(sky, rgb8, (width, height)) * np.float32(max(look.line_strength, 0.7))
-    ink = np.maximum(ink * np.float32(look.line_strength), structure)
+    ink *= np.float32(look.line_strength)
 
     step(STEPS[5])
     # Brush marks belong to the painting of the photo, not to the seed: a fixed generator.
     marks = stroke_texture(smooth.shape[:2], flow, scale / 2, _rng(_BRUSH_SEED))
-    marks *= np.float32(0.035 * look.strokes) * (1 - 0.7 * skin)
+    marks *= np.float32(0.025 * look.strokes) * (1 - 0.7 * skin) * (1 - 0.5 * sky.mask)
     texture = paper_texture(height, width, rng, paper=look.paper, blotch=look.blotch, strokes=marks)
     # Lines take some of the colour they cross (a coloured trace), so fur and hair get no black specks.
     line = np.asarray(look.line_colour, dtype=np.float32) * 0.55 + colour * np.float32(0.3)
     out = colour * (texture * (1 - ink))[..., None] + line * ink[..., None]
+    # Against the sky they are silhouettes: a deep shade of the sky behind them.
+    dark = colour * np.float32(0.3) + np.asarray(look.shadow, dtype=np.float32) * 0.6
+    out = out * (1 - structure[..., None]) + dark * structure[..., None]
     out = rain(out, look.rain, rng)
     np.maximum(out, np.asarray(look.shadow, dtype=np.float32) * 0.8, out=out)  # never black
     return Image.fromarray(cv2.convertScaleAbs(out, alpha=255), "RGB")  # rounds and saturates

@@ -134,8 +134,8 @@ def test_sky_is_found_in_landscapes_and_not_in_portraits() -> None:
     for scene in (meadow(480, 320, seed=1), seaside(400, 400, seed=3)):
         sky = find_sky(np.asarray(scene, dtype=np.float32) / 255)
         assert sky.found
-        assert sky.mask[:10].mean() > 0.8  # the top rows are sky
-        assert sky.mask[-10:].mean() < 0.05  # the bottom rows are not
+        assert sky.cover[:10].mean() > 0.8  # the top rows are sky
+        assert sky.cover[-10:].mean() < 0.05  # the bottom rows are not
     face = find_sky(np.asarray(portrait(400, 500, seed=2), dtype=np.float32) / 255)
     assert not face.found
 
