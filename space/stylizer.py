@@ -202,8 +202,8 @@ def stylize(
     step(STEPS[4])
     # Lines from a mix of the smoothed picture (shapes) and the photo (eyes, small details).
     photo_gray = cv2.cvtColor(rgb8, cv2.COLOR_RGB2GRAY).astype(np.float32) * np.float32(0.4 / 255)
-    ink = line_art(smooth_gray * np.float32(0.6) + photo_gray, scale) * (1 - sky_full)
-    ink *= np.float32(look.line_strength)
+    ink: F32 = line_art(smooth_gray * np.float32(0.6) + photo_gray, scale)
+    ink = ink * (1 - sky_full) * np.float32(look.line_strength)
 
     step(STEPS[5])
     # Brush marks belong to the painting of the photo, not to the seed: a fixed generator.
