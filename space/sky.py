@@ -224,24 +224,31 @@ def paint_sky(rgb: F32, sky: Sky, look: Look, rng: np.random.Generator) -> F32:
     return np.asarray(np.clip(rgb * (1 - m) + painted * m, 0, 1), dtype=np.float32)
 
 
-def thin_things(sky: Sky, look: Look, photo: F32, painted_gray: F32) -> tuple[F32, F32, F32]:
-    """At full size, near the sky: (sky alpha, the painted sky colour, ink of thin dark things).
+def thin_things(sky: Sky, look: Look, photo8: U8, painted_gray: F32) -> tuple[slice, F32, F32, F32]:
+    """At full size, near the sky: the rows concerned, and there the sky alpha, the painted sky
+    colour and the ink of thin dark things.
 
     The colour layer is painted at half size, where a one-pixel wire or twig is a blur of sky
-    and wood. Here each full-size pixel of `photo` (RGB 0..1) is either sky-like (it takes the
+    and wood. Here each full-size pixel of `photo8` (RGB uint8) is either sky-like (it takes the
     painted gradient: no pale photo-sky blocks between branches) or darker than the sky beside
     it and much darker than the half-size painting there before grading (`painted_gray`, full
     size), which is what a thin thing lost at half size looks like (it is drawn as a dark line,
     as a painter would). A roof or a tree crown is as dark there as in the photo and is left alone.
+    Only the rows within reach of the sky are computed.
     """
-    h, w = photo.shape[:2]
-    if not sky.found:
-        zero = np.zeros((h, w), np.float32)
-        return zero, np.zeros((h, w, 3), np.float32), zero
+    h, w = photo8.shape[:2]
+    work_rows = np.flatnonzero(sky.band.max(axis=1) > 0) if sky.found else np.zeros(0, np.intp)
+    if len(work_rows) == 0:
+        zero = np.zeros((0, w), np.float32)
+        return slice(0, 0), zero, np.zeros((0, w, 3), np.float32), zero
+    ratio = h / sky.band.shape[0]
+    rows = slice(max(0, int(work_rows[0] * ratio) - 2), min(h, int((work_rows[-1] + 1) * ratio) + 2))
     big = (w, h)
-    band = cv2.resize(sky.band, big, interpolation=cv2.INTER_LINEAR)
-    local = cv2.resize(sky.local, big, interpolation=cv2.INTER_LINEAR)
-    painted = cv2.resize(_gradient(sky.mask.shape[0], 1, sky.rows, look), big, interpolation=cv2.INTER_LINEAR)
+    band = cv2.resize(sky.band, big, interpolation=cv2.INTER_LINEAR)[rows]
+    local = cv2.resize(sky.local, big, interpolation=cv2.INTER_LINEAR)[rows]
+    gradient = _gradient(sky.mask.shape[0], 1, sky.rows, look)
+    painted = cv2.resize(gradient, big, interpolation=cv2.INTER_LINEAR)[rows]
+    photo = photo8[rows].astype(np.float32) / np.float32(255)
     soft = cv2.GaussianBlur(photo, (0, 0), 0.7)  # sensor noise is not a thing in the sky
     diff = np.sqrt(((soft - local) ** 2).sum(axis=2)) / _tolerance(local)
     alpha = band * np.clip((0.11 - diff) / 0.05, 0, 1)
@@ -249,5 +256,6 @@ def thin_things(sky: Sky, look: Look, photo: F32, painted_gray: F32) -> tuple[F3
     sky_gray = cv2.cvtColor(local, cv2.COLOR_RGB2GRAY)
     # Relative darkness: a mast is as plain against a night sky as against a bright one.
     darker = np.clip((1 - gray / np.maximum(sky_gray, np.float32(0.05)) - np.float32(0.12)) * 4, 0, 1)
-    lost = np.clip((1 - gray / np.maximum(painted_gray, np.float32(0.05)) - np.float32(0.1)) * 4, 0, 1)
-    return alpha, painted, np.asarray(band * darker * lost, dtype=np.float32)
+    base = np.maximum(painted_gray[rows], np.float32(0.05))
+    lost = np.clip((1 - gray / base - np.float32(0.1)) * 4, 0, 1)
+    return rows, alpha, painted, np.asarray(band * darker * lost, dtype=np.float32)

@@ -112,9 +112,9 @@ def _detail(lab: F32) -> F32:
 def _glow(rgb: F32, scale: float) -> F32:
     """Soft bloom around the brightest areas: the luminous, sunlit feel of painted light."""
     luma = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    bright = np.clip((luma - np.float32(0.72)) * 3, 0, 1)
+    bright = np.clip((luma - np.float32(0.8)) * 4, 0, 1)
     halo = cv2.GaussianBlur(bright, (0, 0), max(2.0, 10 * scale))
-    return np.asarray(rgb + (1 - rgb) * (halo * np.float32(0.35))[..., None], dtype=np.float32)
+    return np.asarray(rgb + (1 - rgb) * (halo * np.float32(0.25))[..., None], dtype=np.float32)
 
 
 def _paint_regions(smooth: F32, lab: F32, skin: F32, look: Look, scale: float) -> tuple[F32, F32, Flow]:
@@ -190,14 +190,14 @@ def stylize(
     painted = dapple(painted, look.dapple, (1 - sky.mask) * (1 - skin), rng)
     painted = lamp_glow(painted, photo_f, look.lamps, scale / 2)
     painted = _glow(painted, scale / 2)
-    colour = cv2.resize(painted, (width, height), interpolation=cv2.INTER_LINEAR)
+    colour: F32 = cv2.resize(painted, (width, height), interpolation=cv2.INTER_LINEAR)
     mixed_gray = cv2.resize(cv2.cvtColor(mixed, cv2.COLOR_RGB2GRAY), (width, height))
-    gaps, sky_colour, structure = thin_things(sky, look, rgb8.astype(np.float32) / 255, mixed_gray)
+    rows, gaps, sky_colour, structure = thin_things(sky, look, rgb8, mixed_gray)
+    sky_full: F32 = cv2.resize(sky.cover, (width, height), interpolation=cv2.INTER_LINEAR)
+    gaps *= 1 - sky_full[rows]  # only what the half-size sky missed: its clouds stay
+    colour[rows] += (sky_colour - colour[rows]) * gaps[..., None]
+    sky_full[rows] += gaps
     smooth_gray = cv2.resize(cv2.cvtColor(smooth, cv2.COLOR_RGB2GRAY), (width, height))
-    cover = cv2.resize(sky.cover, (width, height), interpolation=cv2.INTER_LINEAR)
-    gaps *= 1 - cover  # only what the half-size sky missed: its clouds stay
-    colour = colour + (sky_colour - colour) * gaps[..., None]
-    sky_full = cover + gaps
 
     step(STEPS[4])
     # Lines from a mix of the smoothed picture (shapes) and the photo (eyes, small details).
@@ -214,8 +214,8 @@ def stylize(
     line = np.asarray(look.line_colour, dtype=np.float32) * 0.55 + colour * np.float32(0.3)
     out = colour * (texture * (1 - ink))[..., None] + line * ink[..., None]
     # Against the sky they are silhouettes: a deep shade of the sky behind them.
-    dark = colour * np.float32(0.3) + np.asarray(look.shadow, dtype=np.float32) * 0.6
-    out = out * (1 - structure[..., None]) + dark * structure[..., None]
+    dark = colour[rows] * np.float32(0.3) + np.asarray(look.shadow, dtype=np.float32) * 0.6
+    out[rows] += (dark - out[rows]) * structure[..., None]
     out = rain(out, look.rain, rng)
     np.maximum(out, np.asarray(look.shadow, dtype=np.float32) * 0.8, out=out)  # never black
     return Image.fromarray(cv2.convertScaleAbs(out, alpha=255), "RGB")  # rounds and saturates
