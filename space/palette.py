@@ -88,19 +88,19 @@ def quantize(rgb: F32, centres: F32) -> tuple[F32, U8]:
 
 _FOLIAGE = np.array([np.cos(np.deg2rad(125)), np.sin(np.deg2rad(125))], dtype=np.float32)
 _FOLIAGE_WIDTH = np.float32(np.cos(np.deg2rad(50)))
-# Tone curve with a shoulder (1 - (1 - t)^1.25): highlights glow instead of clipping.
+# Tone curve with a shoulder (1 - (1 - t)^1.12): highlights glow instead of clipping.
 _RAMP = np.linspace(0, 1, 1024, dtype=np.float32)
-_SHOULDER = (1 - (1 - _RAMP) ** 1.25).astype(np.float32)
+_SHOULDER = (1 - (1 - _RAMP) ** 1.12).astype(np.float32)
 _S_CURVE = (_RAMP * _RAMP * (3 - 2 * _RAMP)).astype(np.float32)
 
 
-def levels(lab: F32) -> tuple[float, float]:
-    """Lightness (0..100) of the photo's darkest and brightest 1 %: where its tones really lie."""
-    lo, hi = np.percentile(lab[..., 0][::2, ::2], (1, 99))
-    return float(lo), float(hi)
+def levels(lab: F32) -> tuple[float, float, float]:
+    """Lightness (0..100) of the photo's darkest 1 %, its median and its brightest 1 %."""
+    lo, mid, hi = np.percentile(lab[..., 0][::2, ::2], (1, 50, 99))
+    return float(lo), float(mid), float(hi)
 
 
-def grade(rgb: F32, look: Look, tones: tuple[float, float] = (0.0, 100.0)) -> F32:
+def grade(rgb: F32, look: Look, tones: tuple[float, float, float] = (0.0, 50.0, 100.0)) -> F32:
     """The Ghibli light: richer but soft chroma, fresh greens, lifted shadows, cream highlights.
 
     `tones` (from `levels`) stretches a flat, hazy photo towards the full range first, so a pale
@@ -119,14 +119,13 @@ def grade(rgb: F32, look: Look, tones: tuple[float, float] = (0.0, 100.0)) -> F3
     cos, sin = np.cos(turn) * gain, np.sin(turn) * gain
     a2 = a * cos + b * sin
     b2 = b * cos - a * sin
-    # A flat, hazy photo (1..99 % lightness spanning less than 85) is spread to span 85, at most
-    # 1.6x, around its middle pulled a little towards mid-grey. A photo with a full range is left.
-    lo, hi = tones
-    span = max(hi - lo, 1.0)
-    gain = min(1.6, max(1.0, 85.0 / span))
-    middle = (lo + hi) / 2
-    target = middle + 0.3 * (50.0 - middle) * (gain - 1) / 0.6
-    lightness = (lightness - np.float32(middle)) * np.float32(gain) + np.float32(target)
+    # A flat, hazy photo (1..99 % lightness spanning less than 85) gets more contrast around its
+    # median, at most 1.6x and without clipping: its exposure stays, its darks deepen (no washed
+    # out cat). A photo with a full range is left as it is.
+    lo, middle, hi = tones
+    gain = min(1.6, max(1.0, 85.0 / max(hi - lo, 1.0)))
+    gain = max(1.0, min(gain, (97.0 - middle) / max(hi - middle, 1.0), (middle - 3.0) / max(middle - lo, 1.0)))
+    lightness = (lightness - np.float32(middle)) * np.float32(gain) + np.float32(middle)
     t = np.clip(lightness * np.float32(look.exposure / 100), 0, 1)
     index = (t * 1023).astype(np.intp)
     t = _SHOULDER[index] + np.float32(look.contrast) * (_S_CURVE[index] - _RAMP[index])

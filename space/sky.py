@@ -251,11 +251,13 @@ def thin_things(sky: Sky, look: Look, photo8: U8, painted_gray: F32) -> tuple[sl
     photo = photo8[rows].astype(np.float32) / np.float32(255)
     soft = cv2.GaussianBlur(photo, (0, 0), 0.7)  # sensor noise is not a thing in the sky
     diff = np.sqrt(((soft - local) ** 2).sum(axis=2)) / _tolerance(local)
-    alpha = band * np.clip((0.11 - diff) / 0.05, 0, 1)
     gray = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
     sky_gray = cv2.cvtColor(local, cv2.COLOR_RGB2GRAY)
     # Relative darkness: a mast is as plain against a night sky as against a bright one.
     darker = np.clip((1 - gray / np.maximum(sky_gray, np.float32(0.05)) - np.float32(0.12)) * 4, 0, 1)
+    # Looser than at half size (the sky beside a dense crown mixes blue sky and cloud): here the
+    # question is only "a gap or a twig", and twigs are darker.
+    alpha = band * np.clip((0.22 - diff) / 0.08, 0, 1) * (1 - darker)
     base = np.maximum(painted_gray[rows], np.float32(0.05))
     lost = np.clip((1 - gray / base - np.float32(0.1)) * 4, 0, 1)
     return rows, alpha, painted, np.asarray(band * darker * lost, dtype=np.float32)

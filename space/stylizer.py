@@ -132,7 +132,28 @@ def _paint_regions(smooth: F32, lab: F32, skin: F32, look: Look, scale: float) -
     # The brush follows the forms; on skin it barely moves (a face is not a field of grass).
     flow = flow_field(cv2.cvtColor(smooth, cv2.COLOR_RGB2GRAY), scale)
     mixed = drag(mixed, flow, np.clip(0.6 * look.strokes * (1 - 0.7 * skin), 0, 1), scale)
-    return mixed, flat, flow
+    return _cel_skin(mixed, skin), flat, flow
+
+
+def _cel_skin(rgb: F32, skin: F32) -> F32:
+    """Skin in two painted tones, lit and shadow, with a soft step between them (anime shading).
+
+    A photo's face has a continuous roll-off of light and every pore; a painted face has one
+    tone, one shadow shape and a short blend. The step sits a little below the skin's median
+    lightness, so most of a face is the lit tone.
+    """
+    weight = float(skin.sum())
+    if weight < 0.002 * skin.size:
+        return rgb
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
+    lightness = lab[..., 0]
+    median = float((lightness * skin).sum() / weight)
+    step = np.clip((lightness - np.float32(median - 11)) / np.float32(12), 0, 1)
+    step = step * step * (3 - 2 * step)
+    cel = np.float32(median - 10) + step * np.float32(16)
+    # Keep a third of the photo's own shading: the step alone would look cut out.
+    lab[..., 0] = lightness + (cel + (lightness - cel) * np.float32(0.45) - lightness) * skin
+    return np.asarray(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB), dtype=np.float32)
 
 
 def _look(prompt: str, sky: Sky) -> Look:
@@ -197,13 +218,18 @@ def stylize(
     gaps *= 1 - sky_full[rows]  # only what the half-size sky missed: its clouds stay
     colour[rows] += (sky_colour - colour[rows]) * gaps[..., None]
     sky_full[rows] += gaps
+    # A thin thing has sky within a few pixels on some side (a wrinkle or a whisker does not).
+    if structure.size:
+        structure *= np.clip(cv2.dilate(sky_full[rows], np.ones((5, 5), np.uint8)) * 2, 0, 1)
     smooth_gray = cv2.resize(cv2.cvtColor(smooth, cv2.COLOR_RGB2GRAY), (width, height))
 
     step(STEPS[4])
     # Lines from a mix of the smoothed picture (shapes) and the photo (eyes, small details).
     photo_gray = cv2.cvtColor(rgb8, cv2.COLOR_RGB2GRAY).astype(np.float32) * np.float32(0.4 / 255)
     ink: F32 = line_art(smooth_gray * np.float32(0.6) + photo_gray, scale)
-    ink = ink * (1 - sky_full) * np.float32(look.line_strength)
+    # Few lines inside a face: wrinkles and pores drawn in ink are what makes a photo filter.
+    skin_full = cv2.resize(skin, (width, height), interpolation=cv2.INTER_LINEAR)
+    ink = ink * (1 - sky_full) * (1 - 0.75 * skin_full) * np.float32(look.line_strength)
 
     step(STEPS[5])
     # Brush marks belong to the painting of the photo, not to the seed: a fixed generator.
