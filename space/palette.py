@@ -124,7 +124,9 @@ def grade(rgb: F32, look: Look, tones: tuple[float, float, float] = (0.0, 50.0, 
     # out cat). A photo with a full range is left as it is.
     lo, middle, hi = tones
     gain = min(1.6, max(1.0, 85.0 / max(hi - lo, 1.0)))
-    gain = max(1.0, min(gain, (97.0 - middle) / max(hi - middle, 1.0), (middle - 3.0) / max(middle - lo, 1.0)))
+    gain = max(
+        1.0, min(gain, (97.0 - middle) / max(hi - middle, 1.0), (middle - 3.0) / max(middle - lo, 1.0))
+    )
     lightness = (lightness - np.float32(middle)) * np.float32(gain) + np.float32(middle)
     t = np.clip(lightness * np.float32(look.exposure / 100), 0, 1)
     index = (t * 1023).astype(np.intp)

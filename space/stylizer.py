@@ -156,6 +156,24 @@ def _cel_skin(rgb: F32, skin: F32) -> F32:
     return np.asarray(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB), dtype=np.float32)
 
 
+def _sky_at_full_size(
+    colour: F32, sky: Sky, look: Look, rgb8: npt.NDArray[Any], mixed: F32
+) -> tuple[F32, slice, F32]:
+    """Gaps between twigs get the painted sky in `colour` (in place); returns how much of each
+    pixel is sky, and the rows and ink of thin dark things against it (see `sky.thin_things`)."""
+    height, width = colour.shape[:2]
+    mixed_gray = cv2.resize(cv2.cvtColor(mixed, cv2.COLOR_RGB2GRAY), (width, height))
+    rows, gaps, sky_colour, structure = thin_things(sky, look, rgb8, mixed_gray)
+    sky_full: F32 = cv2.resize(sky.cover, (width, height), interpolation=cv2.INTER_LINEAR)
+    gaps *= 1 - sky_full[rows]  # only what the half-size sky missed: its clouds stay
+    colour[rows] += (sky_colour - colour[rows]) * gaps[..., None]
+    sky_full[rows] += gaps
+    # A thin thing has sky within a few pixels on some side (a wrinkle or a whisker does not).
+    if structure.size:
+        structure *= np.clip(cv2.dilate(sky_full[rows], np.ones((5, 5), np.uint8)) * 2, 0, 1)
+    return sky_full, rows, structure
+
+
 def _look(prompt: str, sky: Sky) -> Look:
     """The prompt's look; a photo with a dark sky stays a night picture whatever the prompt says.
 
@@ -212,15 +230,7 @@ def stylize(
     painted = lamp_glow(painted, photo_f, look.lamps, scale / 2)
     painted = _glow(painted, scale / 2)
     colour: F32 = cv2.resize(painted, (width, height), interpolation=cv2.INTER_LINEAR)
-    mixed_gray = cv2.resize(cv2.cvtColor(mixed, cv2.COLOR_RGB2GRAY), (width, height))
-    rows, gaps, sky_colour, structure = thin_things(sky, look, rgb8, mixed_gray)
-    sky_full: F32 = cv2.resize(sky.cover, (width, height), interpolation=cv2.INTER_LINEAR)
-    gaps *= 1 - sky_full[rows]  # only what the half-size sky missed: its clouds stay
-    colour[rows] += (sky_colour - colour[rows]) * gaps[..., None]
-    sky_full[rows] += gaps
-    # A thin thing has sky within a few pixels on some side (a wrinkle or a whisker does not).
-    if structure.size:
-        structure *= np.clip(cv2.dilate(sky_full[rows], np.ones((5, 5), np.uint8)) * 2, 0, 1)
+    sky_full, rows, structure = _sky_at_full_size(colour, sky, look, rgb8, mixed)
     smooth_gray = cv2.resize(cv2.cvtColor(smooth, cv2.COLOR_RGB2GRAY), (width, height))
 
     step(STEPS[4])
