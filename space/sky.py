@@ -25,7 +25,7 @@ F32 = npt.NDArray[Any]  # float32 pixels in 0..1 (OpenCV's stubs type its result
 U8 = npt.NDArray[Any]  # 0/1 masks as uint8
 
 _GRID = 256  # longest side of the grid the sky region is found on
-_EDGE = 2.2  # CIELAB lightness change per grid pixel that stops the sky (a mast, a faint horizon)
+_EDGE = 1.5  # CIELAB lightness change per grid pixel that stops the sky (a mast, a faint horizon)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +98,8 @@ def find_sky(rgb: F32) -> Sky:
     sw, sh = max(8, round(w * scale)), max(8, round(h * scale))
     small = cv2.resize(rgb, (sw, sh), interpolation=cv2.INTER_AREA) if scale < 1 else rgb
     lab = cv2.cvtColor(small, cv2.COLOR_RGB2LAB)
-    mask = _region(_candidates(lab), lab)
+    candidate = _candidates(lab)
+    mask = _region(candidate, lab)
     if mask.sum() < 0.04 * sw * sh:
         return _none(h, w)
     lightness = lab[..., 0]
@@ -130,6 +131,9 @@ def find_sky(rgb: F32) -> Sky:
     # within reach of the sky (a dense crown's middle too, but not the field below the horizon).
     reach = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), 20)
     band = np.clip((cv2.resize(reach, big, interpolation=cv2.INTER_LINEAR) - 0.02) * 8, 0, 1)
+    # ...but not over a smooth sky-coloured region that an edge cut off from the sky (a lake
+    # under a faint horizon): that is not sky, even with the sky's colour.
+    band *= 1 - cv2.resize(_cut_off(candidate, mask), big, interpolation=cv2.INTER_LINEAR)
     mixed = np.clip((0.4 - diff) / 0.2, 0, 1) * band
     rows = np.flatnonzero(open_.max(axis=1) > 0.5)
     if len(rows) == 0:
@@ -171,7 +175,7 @@ def _fill_clouds(mask: npt.NDArray[Any], lightness: F32, chroma: F32) -> None:
         region = hole_labels[box] == label
         hole_lightness = float(lightness[box][region].mean())
         hole_chroma = float(chroma[box][region].mean())
-        darkest = float(lightness[box][region].min())
+        darkest = float(np.percentile(lightness[box][region], 5))  # a wire across a cloud is not a roof
         paler = hole_chroma <= sky_chroma * 0.8 + 5
         solid = darkest < sky_lightness - 20  # something dark in it: a roof, a bird on a wire
         cloudy = paler and hole_lightness >= sky_lightness - 12 and not solid
@@ -182,6 +186,36 @@ def _fill_clouds(mask: npt.NDArray[Any], lightness: F32, chroma: F32) -> None:
         brighter = hole_lightness >= max(55.0, sky_lightness) and not solid
         if brighter and paler and mask[y + bh :, x : x + bw].any(axis=0).mean() >= 0.6:
             mask[box][region] = 1
+    _fill_floating(mask, lightness, chroma, sky_lightness, sky_chroma)
+
+
+def _fill_floating(mask: U8, lightness: F32, chroma: F32, sky_lightness: float, sky_chroma: float) -> None:
+    """Cloud pixels the hole test cannot see, in place: a cloud that touches a mast or a tower
+    is one hole with the ground. Pixel by pixel: as bright as the sky, paler, sky below it in
+    its column, and touching the sky. A wire across the cloud is dark and stays out."""
+    sky_below = np.flipud(np.maximum.accumulate(np.flipud(mask), axis=0))
+    sky_below = np.vstack([sky_below[1:], np.zeros_like(sky_below[:1])])
+    cloud = (
+        (lightness >= sky_lightness - 8) & (chroma <= sky_chroma * 0.8 + 5) & (sky_below > 0) & (mask == 0)
+    )
+    count, labels = cv2.connectedComponents(cloud.astype(np.uint8), connectivity=4)
+    if count <= 1:
+        return
+    touching = np.unique(labels[(cv2.dilate(mask, np.ones((3, 3), np.uint8)) > 0) & cloud])
+    join = np.zeros(count, dtype=bool)
+    join[touching] = True
+    join[0] = False
+    mask[join[labels]] = 1
+
+
+def _cut_off(candidate: U8, mask: U8) -> F32:
+    """Large smooth sky-coloured regions outside the sky (a lake, a blue wall), softened."""
+    outside = (candidate & (1 - mask)).astype(np.uint8)
+    _count, labels, stats, _ = cv2.connectedComponentsWithStats(outside, connectivity=4)
+    large = stats[:, cv2.CC_STAT_AREA] >= 0.004 * mask.size
+    large[0] = False
+    region = cv2.dilate(large[labels].astype(np.uint8), np.ones((5, 5), np.uint8)).astype(np.float32)
+    return np.asarray(cv2.GaussianBlur(region, (0, 0), 1.5), dtype=np.float32)
 
 
 def _tolerance(local: F32) -> F32:

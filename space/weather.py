@@ -64,9 +64,16 @@ def lamp_glow(rgb: F32, photo: F32, strength: float, scale: float) -> F32:
     if strength <= 0:
         return rgb
     luma = cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)
-    surround = cv2.blur(luma, (15, 15))
-    # A light is bright and brighter than what is around it (a window at dusk, not a white wall).
-    lights = np.clip((luma - 0.62) * 4, 0, 1) * np.clip((luma - surround - 0.08) * 6, 0, 1)
+    # A light is small, bright and brighter than all around it (a lit window at dusk): what a
+    # morphological opening removes. A white wall or a bright sky above a dark field is not.
+    size = max(3, round(18 * scale)) | 1
+    opened = cv2.morphologyEx(
+        luma, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+    )
+    lights = np.clip((luma - 0.62) * 4, 0, 1) * np.clip((luma - opened - 0.1) * 5, 0, 1)
+    # Lamps are warm or white; a patch of blue sky between two beams is not a light.
+    warm = (photo[..., 0] + photo[..., 1]) / 2 - photo[..., 2]
+    lights *= np.clip((warm + 0.02) * 12, 0, 1)
     halo = cv2.GaussianBlur(lights, (0, 0), max(2.0, 8 * scale)) * 2.5
     halo = np.clip(halo + lights, 0, 1) * np.float32(0.6 * strength)
     return np.asarray(rgb + (_LAMP - rgb) * halo[..., None] * (1 - rgb * 0.3), dtype=np.float32)
