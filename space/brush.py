@@ -38,6 +38,9 @@ def flow_field(gray: F32, scale: float) -> Flow:
     theta = 0.5 * np.arctan2(2 * jxy, jxx - jyy)  # the gradient's direction; the tangent is across it
     tx, ty = -np.sin(theta), np.cos(theta)
     coherence = np.clip(root / (jxx + jyy + np.float32(2e-4)), 0, 1)
+    # A faint gradient (bokeh, a wall) has a direction too, but brushing along it marbles the
+    # wash: there the hand's direction takes over.
+    coherence *= np.clip((jxx + jyy) / np.float32(0.004), 0, 1)
     hx, hy = _HAND
     flip = np.where(tx * hx + ty * hy < 0, np.float32(-1), np.float32(1))  # tangents have no sign
     fx, fy = tx * flip * coherence + hx * (1 - coherence), ty * flip * coherence + hy * (1 - coherence)

@@ -86,14 +86,20 @@ def _bleed(flat: F32, strength: float) -> F32:
     return np.asarray(1 - 0.18 * strength * edges, dtype=np.float32)
 
 
-def _skin(lab: F32) -> F32:
-    """Soft skin-tone mask from CIELAB (warm hue between about 30 and 75 degrees, mild chroma)."""
+def _skin(lab: F32, photo_lab: F32) -> F32:
+    """Soft skin mask: a warm hue between about 30 and 75 degrees with mild chroma (in the smoothed
+    picture's CIELAB), on a surface the photo shows smooth. Fur and wood grain share skin's hue but
+    not its smoothness, and painted in two flat tones they would look washed out."""
     lightness, a, b = cv2.split(lab)
     ratio = b / np.maximum(a, np.float32(0.5))  # tan(hue) for a > 0
     tone = np.clip((ratio - np.float32(0.55)) * 4, 0, 1) * np.clip((np.float32(4.0) - ratio), 0, 1)
     chroma = np.abs(a) + np.abs(b)
     tone *= np.clip((chroma - 10) / 8, 0, 1) * np.clip((75 - chroma) / 15, 0, 1)
     tone *= np.clip((lightness - 25) / 10, 0, 1) * (a > 2)
+    photo_l = photo_lab[..., 0]
+    mean = cv2.blur(photo_l, (5, 5))
+    spread = np.sqrt(np.maximum(cv2.blur(photo_l * photo_l, (5, 5)) - mean * mean, 0))
+    tone *= np.clip(1 - (spread - np.float32(3)) / np.float32(5), 0, 1)
     return cv2.GaussianBlur(tone.astype(np.float32), (0, 0), 2)
 
 
@@ -150,7 +156,7 @@ def _cel_skin(rgb: F32, skin: F32) -> F32:
     median = float((lightness * skin).sum() / weight)
     step = np.clip((lightness - np.float32(median - 11)) / np.float32(12), 0, 1)
     step = step * step * (3 - 2 * step)
-    cel = np.float32(median - 10) + step * np.float32(16)
+    cel = np.float32(median - 12) + step * np.float32(14)
     # Keep a third of the photo's own shading: the step alone would look cut out.
     lab[..., 0] = lightness + (cel + (lightness - cel) * np.float32(0.45) - lightness) * skin
     return np.asarray(cv2.cvtColor(lab, cv2.COLOR_LAB2RGB), dtype=np.float32)
@@ -215,9 +221,10 @@ def stylize(
     sky = find_sky(photo_f)
     look = _look(prompt, sky)
     lab = cv2.cvtColor(smooth, cv2.COLOR_RGB2LAB)
-    skin = _skin(lab)
+    photo_lab = cv2.cvtColor(photo_f, cv2.COLOR_RGB2LAB)
+    skin = _skin(lab, photo_lab)
     mixed, flat, flow = _paint_regions(smooth, lab, skin, look, scale / 2)
-    tones = levels(cv2.cvtColor(photo_f, cv2.COLOR_RGB2LAB))
+    tones = levels(photo_lab)
     base = grade(mixed, look, tones)
     if look.wet > 0:
         base = cv2.GaussianBlur(base, (0, 0), look.wet * scale / 2)
