@@ -40,6 +40,7 @@ class Look:
     line_strength: float  # opacity of the line art
     line_colour: RGB
     flatness: float  # 0 keeps the smoothed shading, 1 is pure palette colours
+    detail: float  # how much of the photo's fine detail (tiles, leaves, fur) shows through
     strokes: float  # visible brush strokes that follow the forms
     paper: float  # strength of the paper grain
     blotch: float  # strength of the uneven, low-frequency pigment wash
@@ -70,6 +71,7 @@ DAY = Look(
     line_strength=0.75,
     line_colour=(0.20, 0.14, 0.13),
     flatness=0.65,
+    detail=0.35,
     strokes=1.0,
     paper=1.0,
     blotch=1.0,
@@ -193,6 +195,7 @@ _MEDIUM: dict[str, dict[str, Any]] = {
     "watercolor": {
         "line_strength": 0.35,
         "flatness": 0.3,
+        "detail": 0.12,
         "strokes": 0.4,
         "paper": 3.0,
         "blotch": 0.8,
