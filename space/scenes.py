@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from space.samples import _finish, _fractal, _rgb
+from space.samples import colour, fractal_noise, photo_finish
 
 __all__ = ["SCENES", "Scene", "city_night", "group", "interior", "structures"]
 
@@ -29,11 +29,10 @@ class Scene:
     parts: dict[str, npt.NDArray[np.bool_]]  # where each thin thing was drawn
 
 
-def _line(
-    img: F32, mask: F32, p: tuple[float, float], q: tuple[float, float], colour: F32, width: int
-) -> None:
+def _line(img: F32, mask: F32, p: tuple[float, float], q: tuple[float, float], ink: F32, width: int) -> None:
+    """A line drawn into the picture and into the mask of its part."""
     a, b = (round(p[0]), round(p[1])), (round(q[0]), round(q[1]))
-    cv2.line(img, a, b, colour.tolist(), width, cv2.LINE_AA)
+    cv2.line(img, a, b, ink.tolist(), width, cv2.LINE_AA)
     cv2.line(mask, a, b, 1.0, width, cv2.LINE_AA)
 
 
@@ -45,15 +44,15 @@ def _branch(
     angle: float,
     length: float,
     width: float,
-    colour: F32,
+    ink: F32,
 ) -> None:
     q = (p[0] + np.cos(angle) * length, p[1] - np.sin(angle) * length)
-    _line(img, mask, p, q, colour, max(1, round(width)))
+    _line(img, mask, p, q, ink, max(1, round(width)))
     if length < 7:
         return
     for turn in (-1, 1) if rng.random() < 0.7 else (-1, 0, 1):
         spread = rng.uniform(0.3, 0.6) * turn
-        _branch(img, mask, rng, q, angle + spread, length * rng.uniform(0.62, 0.78), width * 0.68, colour)
+        _branch(img, mask, rng, q, angle + spread, length * rng.uniform(0.62, 0.78), width * 0.68, ink)
 
 
 def structures(width: int = 768, height: int = 512, seed: int = 5, *, night: bool = False) -> Scene:
@@ -64,11 +63,11 @@ def structures(width: int = 768, height: int = 512, seed: int = 5, *, night: boo
     zenith, horizon = (
         ((0.05, 0.09, 0.22), (0.16, 0.24, 0.42)) if night else ((0.28, 0.5, 0.85), (0.72, 0.83, 0.95))
     )
-    img = np.broadcast_to(_rgb(*zenith) * (1 - y) + _rgb(*horizon) * y, (h, w, 3)).copy()
+    img = np.broadcast_to(colour(*zenith) * (1 - y) + colour(*horizon) * y, (h, w, 3)).copy()
     if not night:
-        clouds = np.clip((_fractal(h, w, rng, 6, 3) - 0.6) * 3.0, 0, 1)[..., None]
+        clouds = np.clip((fractal_noise(h, w, rng, 6, 3) - 0.6) * 3.0, 0, 1)[..., None]
         img = img * (1 - clouds) + np.float32(0.93) * clouds
-    dark = _rgb(0.03, 0.03, 0.04) if night else _rgb(0.16, 0.14, 0.13)
+    dark = colour(0.03, 0.03, 0.04) if night else colour(0.16, 0.14, 0.13)
     ground = int(h * 0.8)
     masks = {name: np.zeros((h, w), np.float32) for name in ("mast", "tower", "wire", "branches")}
     s = min(w, h) / 512
@@ -96,8 +95,8 @@ def structures(width: int = 768, height: int = 512, seed: int = 5, *, night: boo
         _line(img, masks["wire"], (xs[i], ys[i]), (xs[i + 1], ys[i + 1]), dark, max(1, round(s)))
     # A bare tree: branches of every thickness, down to single pixels, with sky between them.
     _branch(img, masks["branches"], rng, (w * 0.74, ground), np.pi / 2, h * 0.2, 9 * s, dark)
-    field = _fractal(h - ground, w, rng, 6, 10)[..., None]
-    field_colour = _rgb(0.05, 0.07, 0.05) if night else _rgb(0.28, 0.42, 0.18)
+    field = fractal_noise(h - ground, w, rng, 6, 10)[..., None]
+    field_colour = colour(0.05, 0.07, 0.05) if night else colour(0.28, 0.42, 0.18)
     img[ground:] = field_colour * (0.7 + 0.5 * field)
     if night:
         for lx in (0.55, 0.9):  # two lamps on the field
@@ -106,7 +105,7 @@ def structures(width: int = 768, height: int = 512, seed: int = 5, *, night: boo
             )
     parts = {name: mask > 0.5 for name, mask in masks.items()}
     parts["branches"] &= ~parts["tower"]
-    return Scene(_finish(img, rng), parts)
+    return Scene(photo_finish(img, rng), parts)
 
 
 def city_night(width: int = 768, height: int = 576, seed: int = 6) -> Image.Image:
@@ -114,30 +113,30 @@ def city_night(width: int = 768, height: int = 576, seed: int = 6) -> Image.Imag
     rng = np.random.default_rng(seed)
     h, w = height, width
     y = np.linspace(0, 1, h, dtype=np.float32)[:, None, None]
-    img = np.broadcast_to(_rgb(0.04, 0.06, 0.16) * (1 - y) + _rgb(0.22, 0.18, 0.3) * y, (h, w, 3)).copy()
+    img = np.broadcast_to(colour(0.04, 0.06, 0.16) * (1 - y) + colour(0.22, 0.18, 0.3) * y, (h, w, 3)).copy()
     street = int(h * 0.82)
     x = 0
     while x < w:
         bw = int(rng.uniform(0.08, 0.18) * w)
         top = int(rng.uniform(0.2, 0.6) * h)
         tone = rng.uniform(0.06, 0.12)
-        img[top:street, x : x + bw] = _rgb(tone, tone * 0.95, tone * 1.2)
+        img[top:street, x : x + bw] = colour(tone, tone * 0.95, tone * 1.2)
         for wy in range(top + 8, street - 14, 18):
             for wx in range(x + 6, x + bw - 10, 14):
                 if rng.random() < 0.45:
                     glow = rng.uniform(0.75, 1.0)
-                    img[wy : wy + 9, wx : wx + 7] = _rgb(1.0, 0.78, 0.42) * glow
+                    img[wy : wy + 9, wx : wx + 7] = colour(1.0, 0.78, 0.42) * glow
         x += bw + int(rng.uniform(0, 0.02) * w)
-    wet = _fractal(h - street, w, rng, 6, 12)[..., None]
-    img[street:] = _rgb(0.08, 0.08, 0.12) * (0.7 + 0.6 * wet)
+    wet = fractal_noise(h - street, w, rng, 6, 12)[..., None]
+    img[street:] = colour(0.08, 0.08, 0.12) * (0.7 + 0.6 * wet)
     for lx in np.linspace(0.1, 0.9, 4):
         px = int(lx * w)
         cv2.line(img, (px, street + 10), (px, int(h * 0.6)), (0.05, 0.05, 0.06), 3, cv2.LINE_AA)
         cv2.circle(img, (px, int(h * 0.6)), 6, (1.0, 0.9, 0.6), -1, cv2.LINE_AA)
         img[street:, px - 4 : px + 4] += (
-            _rgb(0.35, 0.28, 0.12) * np.linspace(0.8, 0.1, h - street)[:, None, None]
+            colour(0.35, 0.28, 0.12) * np.linspace(0.8, 0.1, h - street)[:, None, None]
         )
-    return _finish(np.clip(img, 0, 1), rng)
+    return photo_finish(np.clip(img, 0, 1), rng)
 
 
 def interior(width: int = 768, height: int = 576, seed: int = 7) -> Image.Image:
@@ -146,20 +145,22 @@ def interior(width: int = 768, height: int = 576, seed: int = 7) -> Image.Image:
     h, w = height, width
     xs = np.linspace(0, 1, w, dtype=np.float32)[None, :, None]
     wall_light = 1.05 - 0.35 * np.abs(xs - 0.35)
-    img = np.broadcast_to(_rgb(0.86, 0.76, 0.6) * wall_light, (h, w, 3)).copy()
-    img *= 0.95 + 0.08 * _fractal(h, w, rng, 5, 6)[..., None]
+    img = np.broadcast_to(colour(0.86, 0.76, 0.6) * wall_light, (h, w, 3)).copy()
+    img *= 0.95 + 0.08 * fractal_noise(h, w, rng, 5, 6)[..., None]
     floor = int(h * 0.7)
-    planks = _fractal(h - floor, w, rng, 7, 16)[..., None]
-    img[floor:] = _rgb(0.55, 0.36, 0.2) * (0.75 + 0.4 * planks)
+    planks = fractal_noise(h - floor, w, rng, 7, 16)[..., None]
+    img[floor:] = colour(0.55, 0.36, 0.2) * (0.75 + 0.4 * planks)
     for px in range(0, w, max(8, w // 10)):
         cv2.line(img, (px, floor), (px - (px - w // 2) // 3, h), (0.3, 0.18, 0.1), 2, cv2.LINE_AA)
     # The window: sky and a green tree crown behind a white frame.
     x0, y0, x1, y1 = int(w * 0.12), int(h * 0.12), int(w * 0.42), int(h * 0.55)
     yy = np.linspace(0, 1, y1 - y0, dtype=np.float32)[:, None, None]
-    img[y0:y1, x0:x1] = _rgb(0.45, 0.68, 0.95) * (1 - yy) + _rgb(0.8, 0.9, 0.98) * yy
-    leaves = _fractal(y1 - y0, x1 - x0, rng, 6, 10)
+    img[y0:y1, x0:x1] = colour(0.45, 0.68, 0.95) * (1 - yy) + colour(0.8, 0.9, 0.98) * yy
+    leaves = fractal_noise(y1 - y0, x1 - x0, rng, 6, 10)
     crown = (leaves > 0.55)[..., None] & (yy > 0.35)
-    img[y0:y1, x0:x1] = np.where(crown, _rgb(0.18, 0.42, 0.16) * (0.6 + leaves[..., None]), img[y0:y1, x0:x1])
+    img[y0:y1, x0:x1] = np.where(
+        crown, colour(0.18, 0.42, 0.16) * (0.6 + leaves[..., None]), img[y0:y1, x0:x1]
+    )
     cv2.rectangle(img, (x0, y0), (x1, y1), (0.96, 0.95, 0.92), max(4, w // 90))
     cv2.line(img, ((x0 + x1) // 2, y0), ((x0 + x1) // 2, y1), (0.96, 0.95, 0.92), max(3, w // 120))
     # A table with a teapot and a cup, and a lamp.
@@ -197,7 +198,7 @@ def interior(width: int = 768, height: int = 576, seed: int = 7) -> Image.Image:
         [[w * 0.77, h * 0.3], [w * 0.87, h * 0.3], [w * 0.85, h * 0.22], [w * 0.79, h * 0.22]], np.int32
     )
     cv2.fillPoly(img, [shade], (1.0, 0.92, 0.7), cv2.LINE_AA)
-    return _finish(np.clip(img, 0, 1), rng)
+    return photo_finish(np.clip(img, 0, 1), rng)
 
 
 def _person(
@@ -243,9 +244,9 @@ def group(width: int = 768, height: int = 576, seed: int = 8) -> Image.Image:
     """Four people side by side in a park: faces, hair and shirts of different colours."""
     rng = np.random.default_rng(seed)
     h, w = height, width
-    bokeh = _fractal(h, w, rng, 3, 4)[..., None]
-    img = _rgb(0.4, 0.55, 0.32) * (0.7 + 0.6 * bokeh)
-    img[: int(h * 0.3)] = img[: int(h * 0.3)] * 0.5 + _rgb(0.75, 0.85, 0.95) * 0.5
+    bokeh = fractal_noise(h, w, rng, 3, 4)[..., None]
+    img = colour(0.4, 0.55, 0.32) * (0.7 + 0.6 * bokeh)
+    img[: int(h * 0.3)] = img[: int(h * 0.3)] * 0.5 + colour(0.75, 0.85, 0.95) * 0.5
     people = [
         (0.2, (0.9, 0.7, 0.58), (0.15, 0.1, 0.07), (0.8, 0.3, 0.25)),
         (0.4, (0.62, 0.43, 0.32), (0.08, 0.06, 0.05), (0.95, 0.85, 0.3)),
@@ -254,9 +255,16 @@ def group(width: int = 768, height: int = 576, seed: int = 8) -> Image.Image:
     ]
     for i, (px, skin, hair, shirt) in enumerate(people):
         _person(
-            img, rng, w * px, h * (0.42 + 0.04 * (i % 2)), h * 0.1, _rgb(*skin), _rgb(*hair), _rgb(*shirt)
+            img,
+            rng,
+            w * px,
+            h * (0.42 + 0.04 * (i % 2)),
+            h * 0.1,
+            colour(*skin),
+            colour(*hair),
+            colour(*shirt),
         )
-    return _finish(np.clip(img, 0, 1), rng)
+    return photo_finish(np.clip(img, 0, 1), rng)
 
 
 SCENES: dict[str, Callable[..., Image.Image]] = {
