@@ -79,14 +79,24 @@ def _region(candidate: U8, lab: F32) -> U8:
     for label in set(np.unique(labels[0, :]).tolist()) - {0}:
         keep[label] = stats[label, cv2.CC_STAT_AREA] >= 0.02 * sw * sh
     if keep.any():
-        # Sky cut off from the top edge (by a tower, branches) joins if it looks the same and is high.
-        sky_colour = lab[keep[labels]].mean(axis=0)
+        # Sky cut off from the top edge (by a tower, branches) joins if it is high and looks like
+        # the sky at the same height (a sky is a gradient: compare row for row, not with its mean).
+        # Small pieces join too: left out, they would stay photo-sky blocks.
+        sky = keep[labels]
+        sums = (lab * sky[..., None]).sum(axis=1)
+        counts = sky.sum(axis=1)
         for label in range(1, count):
-            high = stats[label, cv2.CC_STAT_TOP] < 0.4 * sh
-            big = stats[label, cv2.CC_STAT_AREA] >= 0.005 * sw * sh
-            if not keep[label] and high and big:
-                colour = lab[labels == label].mean(axis=0)
-                keep[label] = float(np.linalg.norm(colour - sky_colour)) < 10
+            x, y, bw, bh, area = (int(v) for v in stats[label])
+            if keep[label] or y >= 0.4 * sh or area < 0.005 * sw * sh:
+                continue
+            rows = slice(y, y + bh)
+            if counts[rows].sum() == 0:
+                continue
+            reference = sums[rows].sum(axis=0) / counts[rows].sum()
+            colour = lab[rows, x : x + bw][labels[rows, x : x + bw] == label].mean(axis=0)
+            # Same hue and chroma, lightness within half: vignetting darkens a sky's corners.
+            hue_chroma = float(np.linalg.norm(colour[1:] - reference[1:]))
+            keep[label] = hue_chroma < 10 and abs(float(colour[0] - reference[0])) < 0.5 * float(reference[0])
     region: U8 = keep[labels].astype(np.uint8)
     return region
 
