@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import random
 import secrets
-import signal
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,7 @@ import anyio
 import msgspec
 from redis.exceptions import RedisError
 
+from consumers.stop_signals import watch_stop_signals
 from consumers.webhook_delivery import AttemptResult, Deliverer
 from jobs.apikeys import ANONYMOUS, KeyRing, load_key_ring, webhook_secrets_for
 from jobs.keys import Keys
@@ -283,14 +283,14 @@ async def _serve(settings: Settings) -> None:
     try:
         async with anyio.create_task_group() as tg:
 
+            def drain() -> None:
+                dispatcher.stop()  # in-flight deliveries finish
+                # Bounded: an attempt is bounded by its time-out; then the leases expire.
+                tg.cancel_scope.deadline = anyio.current_time() + settings.webhook_timeout_seconds + 5
+
             async def stop_on_signal() -> None:
-                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                    async for _signum in signals:
-                        log.info("webhooks: stopping; in-flight deliveries finish")
-                        dispatcher.stop()
-                        # Bounded: an attempt is bounded by its time-out; then the leases expire.
-                        tg.cancel_scope.deadline = anyio.current_time() + settings.webhook_timeout_seconds + 5
-                        return
+                # "At once": in-flight attempts are cut; their jobs are due again when the lease expires.
+                await watch_stop_signals(drain, tg.cancel_scope.cancel, process="webhooks")
 
             tg.start_soon(stop_on_signal)
             log.info("webhooks: dispatcher running", concurrency=settings.webhook_concurrency)
