@@ -18,8 +18,10 @@ receiver sees each job's events in order. 410 Gone drops the job's remaining eve
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
+import socket
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -277,7 +279,9 @@ class Dispatcher:
 
 async def _serve(settings: Settings) -> None:
     ring = load_key_ring(settings)
-    redis = connect(settings.redis_url, max_connections=settings.webhook_concurrency + 4, name="webhooks")
+    # Named per process: `ghibli up` knows the dispatcher it started is ready once it sees it connected.
+    name = f"webhooks:{socket.gethostname()}-{os.getpid()}"
+    redis = connect(settings.redis_url, max_connections=settings.webhook_concurrency + 4, name=name)
     deliverer = Deliverer(UrlPolicy.from_settings(settings), settings.webhook_timeout_seconds)
     dispatcher = Dispatcher(settings, redis, deliverer, ring)
     try:

@@ -22,7 +22,7 @@ import structlog
 from redis.exceptions import ResponseError
 
 from consumers.job_run import CANCELLED, MISSING, SHUTDOWN, TAKEN_OVER, JobRunner, Running
-from consumers.lease import Leases
+from consumers.lease import RELEASE_IDLE_MS, Leases
 from consumers.outage import REDIS_DOWN, Backoff
 from consumers.recovery import (
     MIN_VERSION,
@@ -280,10 +280,10 @@ class Consumer:
             return
         # Scanning often is cheap (one XAUTOCLAIM) and bounds recovery at about lease + 2 s.
         self._reclaim_at = now + min(self.lease_s / 3, RECLAIM_SCAN_MAX_S)
-        # Downtime counts as idle time: after a Redis restart, wait until live consumers renewed.
-        if await redis_uptime_s(self.redis) < restart_guard_s(self.lease_s):
-            return
-        found = await self.reclaimer.reclaim(free)
+        # Downtime counts as idle time: after a Redis restart, wait until live consumers renewed;
+        # meanwhile take only entries handed back on purpose (idle for RELEASE_IDLE_MS).
+        guarded = await redis_uptime_s(self.redis) < restart_guard_s(self.lease_s)
+        found = await self.reclaimer.reclaim(free, min_idle_ms=RELEASE_IDLE_MS if guarded else None)
         for entry_id in found.deleted:
             verdict = await self.store.fail_lost_entry(entry_id, self.name)
             JOBS_RECLAIMED.labels(reason="deleted_entry").inc()

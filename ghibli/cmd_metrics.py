@@ -6,7 +6,8 @@ from typing import Any
 
 import click
 
-from ghibli.cli import COMMON, _configure_logs, _settings, settings_options
+from ghibli.cli import COMMON, _configure_logs, settings_options
+from ghibli.stack import resolve_or_fail
 
 __all__ = ["metrics_exporter"]
 
@@ -16,12 +17,14 @@ __all__ = ["metrics_exporter"]
 def metrics_exporter(**values: Any) -> None:
     """Serve the queue's state from Redis as Prometheus gauges on /metrics.
 
-    Run one per Redis: consumers and ingest export only their own counters, so queue-wide numbers
+    Without options or variables it serves the stack `ghibli up` runs here, if any. Run one per
+    Redis: consumers and ingest export only their own counters, so queue-wide numbers
     come from here alone. GHIBLI_LEASE_SECONDS must match the consumers' (it decides which
     consumers count as live and which pending entries have an expired lease).
     """
     from metrics.exporter import run_exporter
 
-    settings = _settings(values)
-    _configure_logs(settings)
-    run_exporter(settings)
+    target = resolve_or_fail(values, click.get_current_context())
+    click.echo(f"metrics-exporter: {target.describe('redis_url')}", err=True)
+    _configure_logs(target.settings)
+    run_exporter(target.settings)

@@ -1,18 +1,30 @@
-"""`ghibli up` starts the whole stack; `ghibli submit` gets a picture; SIGTERM leaves nothing behind."""
+"""`ghibli up` starts the whole stack; `ghibli submit` gets a picture; SIGTERM leaves nothing behind.
+
+Ctrl-C is tested as a person presses it: `up` runs in a pseudo-terminal (tests/pty_kit.py) and the
+test types the interrupt character, so the terminal signals the whole foreground process group.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
+import redis
 from PIL import Image
 
-from tests.photos import landscape
-from tests.procs import ROOT, base_env, children_of, free_port, ghibli, pid_alive, wait_until
+from jobs.keys import Keys
+from tests.photos import encode, landscape
+from tests.procs import ROOT, RedisServer, base_env, children_of, free_port, ghibli, pid_alive, wait_until
+from tests.pty_kit import PtyProc
 
 
 def test_up_submit_and_clean_shutdown(tmp_path: Path) -> None:
@@ -76,3 +88,223 @@ def test_up_submit_and_clean_shutdown(tmp_path: Path) -> None:
         assert not [p for p in stack if pid_alive(p)], "processes of the stack survived SIGTERM"
     finally:
         up.stop()
+
+
+# --- Ctrl-C in a terminal --------------------------------------------------------------------------
+
+
+@dataclass
+class Up:
+    """`ghibli up` in a pseudo-terminal, run in `cwd` (its data directory is cwd/.ghibli)."""
+
+    cwd: Path
+    space_delay: float
+    grace_s: float = 30.0
+    port: int = field(default_factory=free_port)
+    redis_port: int = field(default_factory=free_port)
+    space_port: int = field(default_factory=free_port)
+    term: PtyProc | None = None
+    stack: set[int] = field(default_factory=set)
+    up_at: float = 0.0
+
+    @property
+    def server(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, transcript: str) -> Up:
+        env = base_env(
+            GHIBLI_PORT=str(self.port),
+            GHIBLI_SHUTDOWN_GRACE_SECONDS=str(self.grace_s),
+            GHIBLI_SPACE_DELAY=str(self.space_delay),  # read by the offline Space `up` starts
+        )
+        argv = [sys.executable, "-m", "ghibli", "up", "--redis-port", str(self.redis_port)]
+        argv += ["--space-port", str(self.space_port), "--space-engine", "fast", "--consumers", "2"]
+        self.term = PtyProc(argv, env, self.cwd, self.cwd / transcript)
+        self.term.wait_for("ghibli-pipeline is up", 180)
+        self.up_at = time.monotonic()
+        self.stack = children_of(self.term.pid)
+        return self
+
+    @property
+    def pty(self) -> PtyProc:
+        assert self.term is not None
+        return self.term
+
+    def submit(self) -> str:
+        photo = encode(landscape(320, 240))
+        reply = httpx.post(
+            f"{self.server}/v1/jobs",
+            files={"image": ("photo.jpg", photo, "image/jpeg")},
+            data={"width": "256", "height": "256"},
+            timeout=30,
+        )
+        assert reply.status_code == 202, reply.text
+        job_id: str = reply.json()["id"]
+        return job_id
+
+    def job(self, job_id: str) -> dict[str, object]:
+        row: dict[str, object] = httpx.get(f"{self.server}/v1/jobs/{job_id}", timeout=10).json()
+        return row
+
+    def wait_calling(self, job_id: str) -> None:
+        """Until the Space call of this job is under way."""
+        wait_until(
+            lambda: (
+                self.job(job_id)["status"] == "running" and self.job(job_id)["phase"] not in ("", "starting")
+            ),
+            "the job's Space call",
+            60,
+        )
+
+    def stop(self) -> None:
+        if self.term is not None:
+            self.term.stop()
+
+
+def json_lines(text: str) -> list[dict[str, object]]:
+    rows = []
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
+def line_of(text: str, marker: str) -> int:
+    """Index of the last line containing marker, -1 if none."""
+    found = [i for i, line in enumerate(text.splitlines()) if marker in line]
+    return found[-1] if found else -1
+
+
+def stopped_consumers_before_redis(text: str) -> None:
+    lines = text.splitlines()
+    stopped = [i for i, line in enumerate(lines) if '"consumer stopped"' in line]
+    redis_bye = line_of(text, "Redis is now ready to exit")
+    assert len(stopped) == 2, text[-4000:]
+    assert redis_bye > max(stopped), "Redis stopped before the last consumer:\n" + text[-4000:]
+
+
+def read_job_from_aof(data_dir: Path, job_id: str) -> dict[bytes, bytes]:
+    """The job as the append-only file `up`'s Redis wrote keeps it: a Redis of its own replays it."""
+    server = RedisServer(data_dir / "redis", appendonly=True).start()
+    try:
+        with redis.Redis(port=server.port) as client:
+            fields: dict[bytes, bytes] = client.hgetall(Keys().job(job_id))
+            return fields
+    finally:
+        server.stop()
+
+
+def assert_all_gone(pids: set[int]) -> None:
+    deadline = time.monotonic() + 10
+    while any(pid_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in pids if pid_alive(p)], "processes of the stack outlived `ghibli up`"
+
+
+def test_ctrl_c_finishes_the_running_job_and_stops_redis_last(tmp_path: Path) -> None:
+    up = Up(tmp_path, space_delay=8).start("up.log")
+    try:
+        # Only `up` is in the terminal's session: Ctrl-C cannot reach its children.
+        assert len(up.stack) >= 6, up.pty.text()  # redis, space, ingest, 2 consumers, webhooks
+        assert all(os.getsid(pid) != os.getsid(up.pty.pid) for pid in up.stack if pid_alive(pid))
+        job_id = up.submit()
+        up.wait_calling(job_id)
+        up.pty.interrupt()
+        assert up.pty.wait(120) == 0, up.pty.text()[-4000:]
+    finally:
+        up.stop()
+    text = up.pty.text()
+    assert "ghibli up: stopping (SIGINT from the terminal)" in text, text[-4000:]
+    assert "Ctrl-C again to stop at once" in text
+    assert "second signal" not in text, text[-4000:]
+    assert "stopping at once" not in text, text[-4000:]
+    assert not [r for r in json_lines(text) if str(r.get("event")).startswith("stop request repeated")]
+    stopped_consumers_before_redis(text)
+    assert line_of(text, "ghibli up: ingest stopped") < line_of(
+        text, "ghibli up: consumers and webhooks stopped"
+    )
+    assert "redis stopped, its append-only file written" in text
+    assert_all_gone(up.stack)
+    job = read_job_from_aof(tmp_path / ".ghibli", job_id)
+    assert (job[b"status"], job[b"attempt"]) == (b"succeeded", b"1"), job
+    record = json.loads((tmp_path / ".ghibli" / "stack.json").read_text())
+    assert record["state"] == "stopped"
+
+
+def test_two_ctrl_c_stop_at_once_and_the_job_runs_again_at_the_next_start(tmp_path: Path) -> None:
+    up = Up(tmp_path, space_delay=60).start("up-1.log")
+    try:
+        job_id = up.submit()
+        up.wait_calling(job_id)
+        up.pty.interrupt()
+        time.sleep(0.3)
+        up.pty.interrupt()
+        asked = time.monotonic()
+        assert up.pty.wait(60) == 0, up.pty.text()[-4000:]
+        took = time.monotonic() - asked
+    finally:
+        up.stop()
+    text = up.pty.text()
+    print(f"stopped {took:.1f} s after the second Ctrl-C (the call had ~60 s to go)")
+    assert took < 30, text[-4000:]
+    assert "ghibli up: stopping at once (SIGINT from the terminal)" in text, text[-4000:]
+    rows = json_lines(text)
+    assert [r for r in rows if r.get("event") == "stopping at once" and r.get("signal") == "SIGQUIT"]
+    assert sum(1 for r in rows if r.get("event") == "handed back for immediate reclaim") == 1, text[-4000:]
+    stopped_consumers_before_redis(text)
+    assert_all_gone(up.stack)
+
+    # The next start runs the job at once: it was handed back, there is no lease to wait out.
+    again = Up(tmp_path, space_delay=0.5).start("up-2.log")
+    try:
+        wait_until(lambda: again.job(job_id)["status"] == "succeeded", "the handed-back job", 60)
+        took = time.monotonic() - again.up_at
+        print(f"the handed-back job finished {took:.1f} s after the restart said up (lease 30 s)")
+        assert took < 10, again.pty.text()[-4000:]
+        assert again.job(job_id)["attempt"] == 2
+        again.pty.interrupt()
+        assert again.pty.wait(60) == 0
+    finally:
+        again.stop()
+
+
+@pytest.mark.parametrize("part", ["ingest", "redis"])
+def test_a_taken_port_is_named_before_anything_starts(tmp_path: Path, part: str) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        port = taken if part == "ingest" else free_port()
+        redis_port = taken if part == "redis" else free_port()
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ghibli",
+                "up",
+                "--redis-port",
+                str(redis_port),
+                "--space-port",
+                str(free_port()),
+            ],
+            env=base_env(GHIBLI_PORT=str(port)),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    # Who holds it, when /proc says: here this test's own process.
+    assert f"ghibli up: port {taken} is taken by " in out, out
+    assert f"(pid {os.getpid()})" in out, out
+    what, option = ("ingest", "--port (GHIBLI_PORT)") if part == "ingest" else ("Redis", "--redis-port")
+    assert f"{what} cannot listen on 127.0.0.1:{taken}" in out, out
+    assert option in out, out
+    assert "is up" not in out
+    assert not (tmp_path / ".ghibli" / "redis").exists()  # nothing was started
