@@ -264,7 +264,8 @@ class _Stack:
             "redis", _redis_argv(binary, opts.redis_port, redis_dir), {**os.environ}, drop=redis_noise
         )
         self._wait_ready({"Redis": lambda: _redis_answers(url)}, 30)
-        where = f"127.0.0.1:{opts.redis_port}, data in {redis_dir}"
+        limit = redis_memory_limit() >> 20
+        where = f"127.0.0.1:{opts.redis_port}, up to {limit} MiB, data in {redis_dir}"
         return f"redis      Redis {_redis_version(url)} ({binary}) on {where}"
 
     def _start_space(self) -> list[str]:
@@ -429,9 +430,21 @@ class _Stack:
 # --- the parts' readiness checks (sync clients: `up` is a plain loop) --------------------------
 
 
+def redis_memory_limit() -> int:
+    """A quarter of this machine's memory, at most 1 GiB: with noeviction a full Redis refuses new
+    uploads (503) instead of evicting jobs, and never takes the machine's memory."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return 1 << 30
+    return max(64 << 20, min(1 << 30, total // 4))
+
+
 def _redis_argv(binary: str, port: int, data_dir: Path) -> list[str]:
     return [
         binary,
+        "--maxmemory",
+        str(redis_memory_limit()),
         "--port",
         str(port),
         "--bind",

@@ -308,3 +308,62 @@ def test_a_taken_port_is_named_before_anything_starts(tmp_path: Path, part: str)
     assert option in out, out
     assert "is up" not in out
     assert not (tmp_path / ".ghibli" / "redis").exists()  # nothing was started
+
+
+def run_ghibli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """A command as a person runs it after `ghibli up`: in that directory, no option, no variable."""
+    return subprocess.run(
+        [sys.executable, "-m", "ghibli", *args],
+        env=base_env(**env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_other_commands_use_the_stack_up_started_and_name_it(tmp_path: Path) -> None:
+    up = Up(tmp_path, space_delay=0).start("up.log")
+    redis_url = f"redis://127.0.0.1:{up.redis_port}/0"
+    space_url = f"http://127.0.0.1:{up.space_port}/"
+    try:
+        doctor = run_ghibli(["doctor"], tmp_path)
+        report = doctor.stdout
+        print(report)
+        assert report.splitlines()[0] == (
+            f"doctor: redis {redis_url} (from ghibli up), space {space_url} (from ghibli up)"
+        ), report + doctor.stderr
+        assert doctor.returncode == 0, report
+        assert "FAIL" not in report
+        assert "All checks passed." in report, report  # no problem, and no warning either
+        assert "2 consumer(s) alive" in report, report
+
+        dlq = run_ghibli(["dlq", "list"], tmp_path)
+        assert dlq.returncode == 0, dlq.stderr
+        assert dlq.stderr.splitlines()[0] == f"dlq: redis {redis_url} (from ghibli up)", dlq.stderr
+        assert "0 dead letter(s)" in dlq.stderr
+
+        job_id = up.submit()
+        status = run_ghibli(["status", job_id, "--json"], tmp_path)
+        assert status.returncode == 0, status.stderr
+        assert status.stderr.splitlines()[0] == f"status: server {up.server} (from ghibli up)"
+        assert json.loads(status.stdout)["id"] == job_id
+
+        # Found from a subdirectory too (as git finds .git); an explicit variable wins and is named.
+        (tmp_path / "photos").mkdir()
+        below = run_ghibli(["dlq", "list"], tmp_path / "photos")
+        assert below.stderr.splitlines()[0] == f"dlq: redis {redis_url} (from ghibli up)", below.stderr
+        told = run_ghibli(["dlq", "list"], tmp_path, REDIS_URL=redis_url.replace("/0", "/1"))
+        assert told.stderr.splitlines()[0] == f"dlq: redis {redis_url.replace('/0', '/1')} (from REDIS_URL)"
+
+        up.pty.interrupt()
+        assert up.pty.wait(60) == 0, up.pty.text()[-4000:]
+    finally:
+        up.stop()
+    # A stopped stack is not used, and the first line says why the defaults are checked.
+    after = run_ghibli(["doctor", "--check", "settings"], tmp_path)
+    stopped = f"the ghibli up stack of {tmp_path / '.ghibli'} is not running"
+    assert after.stdout.splitlines()[0].startswith(
+        f"doctor: redis redis://127.0.0.1:6379/0 (default; {stopped})"
+    ), after.stdout
