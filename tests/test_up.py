@@ -82,12 +82,13 @@ def test_up_submit_and_clean_shutdown(tmp_path: Path) -> None:
 
         up.signal(signal.SIGTERM)
         assert up.wait(60) == 0, up.log()[-3000:]
-        deadline = time.monotonic() + 10
-        while any(pid_alive(p) for p in stack) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert not [p for p in stack if pid_alive(p)], "processes of the stack survived SIGTERM"
+        assert_all_gone(stack)
     finally:
         up.stop()
+    # SIGTERM stops the stack in the order Ctrl-C does.
+    text = up.log()
+    assert f"ghibli up: stopping (SIGTERM from pid {os.getpid()})" in text, text[-3000:]
+    stopped_consumers_before_redis(text)
 
 
 # --- Ctrl-C in a terminal --------------------------------------------------------------------------
@@ -367,3 +368,28 @@ def test_other_commands_use_the_stack_up_started_and_name_it(tmp_path: Path) -> 
     assert after.stdout.splitlines()[0].startswith(
         f"doctor: redis redis://127.0.0.1:6379/0 (default; {stopped})"
     ), after.stdout
+
+
+def test_closing_the_terminal_stops_the_stack_in_order_too(tmp_path: Path) -> None:
+    """SIGHUP from a hung-up terminal: `up` can no longer write there, and still stops in order."""
+    up = Up(tmp_path, space_delay=8).start("up.log")
+    try:
+        job_id = up.submit()
+        up.wait_calling(job_id)
+        up.pty.close()
+        assert up.pty.wait(120) == 0
+    finally:
+        up.stop()
+    assert_all_gone(up.stack)
+    data_dir = tmp_path / ".ghibli"
+    assert json.loads((data_dir / "stack.json").read_text())["state"] == "stopped"
+    server = RedisServer(data_dir / "redis", appendonly=True).start()
+    try:
+        with redis.Redis(port=server.port) as client:
+            job = client.hgetall(Keys().job(job_id))
+            assert (job[b"status"], job[b"attempt"]) == (b"succeeded", b"1"), job
+            # Both consumers said goodbye and left the group before Redis wrote its last AOF record.
+            assert client.xinfo_consumers(Keys().stream, Keys().group) == []
+            assert list(client.scan_iter(match=Keys().alive("*"))) == []
+    finally:
+        server.stop()
