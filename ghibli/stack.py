@@ -230,17 +230,18 @@ def resolve_or_fail(values: Mapping[str, Any], ctx: click.Context | None = None)
         raise click.UsageError(str(exc)) from None
 
 
-def server_callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str:
-    """--server: given, else the running stack's ingest, else the default; named on stderr."""
-    source = ctx.get_parameter_source(param.name or "server")
+def server_callback(ctx: click.Context, _param: click.Parameter, value: str | None) -> str:
+    """--server: given, else the running stack's ingest, else the default.
+
+    A server the user did not name (the stack's, or the default) is named on stderr's first line;
+    one given with --server or GHIBLI_SERVER is not repeated back (scripts read these lines)."""
     if value is not None:
-        origin = "from --server" if source is click.core.ParameterSource.COMMANDLINE else "from GHIBLI_SERVER"
+        return value
+    found = find_stack()
+    if found is not None and found.running:
+        value, origin = found.record.server, FROM_UP
     else:
-        found = find_stack()
-        if found is not None and found.running:
-            value, origin = found.record.server, FROM_UP
-        else:
-            value, origin = DEFAULT_SERVER, "default"
+        value, origin = DEFAULT_SERVER, "default"
     click.echo(f"{ctx.info_name}: server {value} ({origin})", err=True)
     return value
 
