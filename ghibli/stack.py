@@ -192,7 +192,7 @@ class Target:
         """`redis redis://127.0.0.1:6380/0 (from ghibli up), space ... (default)`."""
         shown = []
         for name in names:
-            value = _without_password(str(getattr(self.settings, name)))
+            value = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", str(getattr(self.settings, name)))
             shown.append(f"{_LABELS.get(name, name)} {value} ({self.origin(name)})")
         return ", ".join(shown)
 
