@@ -22,9 +22,12 @@ def metrics_exporter(**values: Any) -> None:
     come from here alone. GHIBLI_LEASE_SECONDS must match the consumers' (it decides which
     consumers count as live and which pending entries have an expired lease).
     """
+    from jobs.logs import get_logger
     from metrics.exporter import run_exporter
 
     target = resolve_or_fail(values, click.get_current_context())
-    click.echo(f"metrics-exporter: {target.describe('redis_url')}", err=True)
     _configure_logs(target.settings)
+    # Its first line names the Redis it serves and where that came from; a log line (JSON where
+    # logs are JSON), since this is a long-running process.
+    get_logger("ghibli.metrics_exporter").info("metrics-exporter: " + target.describe("redis_url"))
     run_exporter(target.settings)
