@@ -21,6 +21,7 @@ import pytest
 import redis
 from PIL import Image
 
+from ghibli.up_signals import Received, StopPolicy
 from jobs.keys import Keys
 from tests.photos import encode, landscape
 from tests.procs import ROOT, RedisServer, base_env, children_of, free_port, ghibli, pid_alive, wait_until
@@ -206,6 +207,28 @@ def assert_all_gone(pids: set[int]) -> None:
     assert not [p for p in pids if pid_alive(p)], "processes of the stack outlived `ghibli up`"
 
 
+@pytest.mark.parametrize(
+    ("signals", "verdicts"),
+    [
+        # Ctrl-C, and `uv run` forwarding it: one request.
+        ([(signal.SIGINT, "the terminal", 0.0), (signal.SIGINT, "pid 7", 0.01)], ["drain", "repeat"]),
+        # Ctrl-C twice, however fast: at once.
+        ([(signal.SIGINT, "the terminal", 0.0), (signal.SIGINT, "the terminal", 0.2)], ["drain", "now"]),
+        # Another sender, later than the window: a new request.
+        ([(signal.SIGTERM, "pid 7", 0.0), (signal.SIGINT, "the terminal", 1.5)], ["drain", "now"]),
+        (
+            [(signal.SIGHUP, None, 0.0), (signal.SIGHUP, None, 0.1), (signal.SIGINT, None, 0.2)],
+            ["drain", "now", "again"],
+        ),
+    ],
+)
+def test_who_sent_a_stop_signal_decides_what_it_means(
+    signals: list[tuple[int, str | None, float]], verdicts: list[str]
+) -> None:
+    policy = StopPolicy(window_s=1.0)
+    assert [policy.classify(Received(signum, source, at)) for signum, source, at in signals] == verdicts
+
+
 def test_ctrl_c_finishes_the_running_job_and_stops_redis_last(tmp_path: Path) -> None:
     up = Up(tmp_path, space_delay=8).start("up.log")
     try:
@@ -215,11 +238,15 @@ def test_ctrl_c_finishes_the_running_job_and_stops_redis_last(tmp_path: Path) ->
         job_id = up.submit()
         up.wait_calling(job_id)
         up.pty.interrupt()
+        # A parent in the terminal's group (uv run, tini) forwarding its own copy: the same request.
+        time.sleep(0.05)
+        os.kill(up.pty.pid, signal.SIGTERM)
         assert up.pty.wait(120) == 0, up.pty.text()[-4000:]
     finally:
         up.stop()
     text = up.pty.text()
-    assert "ghibli up: stopping (SIGINT from the terminal)" in text, text[-4000:]
+    assert "ghibli up: stopping (SIG" in text, text[-4000:]
+    assert "the same stop request delivered twice; still stopping in order" in text, text[-4000:]
     assert "Ctrl-C again to stop at once" in text
     assert "second signal" not in text, text[-4000:]
     assert "stopping at once" not in text, text[-4000:]
