@@ -385,6 +385,13 @@ def test_other_commands_use_the_stack_up_started_and_name_it(tmp_path: Path) -> 
         told = run_ghibli(["dlq", "list"], tmp_path, REDIS_URL=redis_url.replace("/0", "/1"))
         assert told.stderr.splitlines()[0] == f"dlq: redis {redis_url.replace('/0', '/1')} (from REDIS_URL)"
 
+        # A second `ghibli up` on the same data directory is refused, naming the first.
+        second = run_ghibli(
+            ["up", "--redis-port", str(free_port()), "--space-port", str(free_port())], tmp_path
+        )
+        assert second.returncode == 1
+        assert f"ghibli up already runs with the data directory .ghibli (pid {up.pty.pid}" in second.stderr
+
         up.pty.interrupt()
         assert up.pty.wait(60) == 0, up.pty.text()[-4000:]
     finally:
