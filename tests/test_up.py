@@ -386,9 +386,8 @@ def test_other_commands_use_the_stack_up_started_and_name_it(tmp_path: Path) -> 
         assert told.stderr.splitlines()[0] == f"dlq: redis {redis_url.replace('/0', '/1')} (from REDIS_URL)"
 
         # A second `ghibli up` on the same data directory is refused, naming the first.
-        second = run_ghibli(
-            ["up", "--redis-port", str(free_port()), "--space-port", str(free_port())], tmp_path
-        )
+        ports = ["--redis-port", str(free_port()), "--space-port", str(free_port())]
+        second = run_ghibli(["up", *ports], tmp_path, GHIBLI_PORT=str(free_port()))
         assert second.returncode == 1
         assert f"ghibli up already runs with the data directory .ghibli (pid {up.pty.pid}" in second.stderr
 
