@@ -7,7 +7,9 @@ Downtime counts as idle time in Redis: after a restart every in-flight entry loo
 nothing is reclaimed until the server has been up for two renewal periods (`restart_guard_s`:
 live consumers renew every lease/3 and retry every <= 2 s while Redis is away, so by then they
 have renewed what they run) and until this consumer has renewed its own leases since it last lost
-the connection.
+the connection. Entries handed back on purpose (consumers.lease.RELEASE_IDLE_MS: an hour idle) are
+the exception: they are taken at once, also right after a restart, so a job a stopping consumer
+handed back (`ghibli up` stopped with a second Ctrl-C) runs again as soon as the stack is back.
 """
 
 from __future__ import annotations
@@ -72,8 +74,13 @@ class Reclaimer:
         self._cursor = "0-0"
         self._script = load_script(redis, "reclaim")
 
-    async def reclaim(self, count: int, max_passes: int = 100) -> Reclaimed:
+    async def reclaim(
+        self, count: int, max_passes: int = 100, *, min_idle_ms: int | None = None
+    ) -> Reclaimed:
         """Take over up to `count` idle entries, scanning the PEL once round at most.
+
+        `min_idle_ms` replaces the lease for this call (the restart guard asks for handed-back
+        entries only).
 
         Each pass scans at most 10 x count PEL entries: with few free slots and many running jobs,
         one pass would see only a corner of the PEL, so passes continue until the scan wraps.
@@ -85,7 +92,7 @@ class Reclaimer:
                 break
             cursor, claimed, deleted = await self._script(
                 keys=[self.keys.stream],
-                args=[self.keys.group, self.consumer, self.min_idle_ms, self._cursor, want],
+                args=[self.keys.group, self.consumer, min_idle_ms or self.min_idle_ms, self._cursor, want],
             )
             self._cursor = _text(cursor)
             for entry_id, flat, deliveries in claimed:
