@@ -200,6 +200,17 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         float,
         _m("GHIBLI_SSE_KEEPALIVE_SECONDS", "Interval of the keep-alive comments on open SSE streams.", gt=0),
     ] = 15.0
+    long_poll_seconds: Annotated[
+        float,
+        _m(
+            "GHIBLI_LONG_POLL_SECONDS",
+            "Longest a status check is held open waiting for the job to change (the compatibility "
+            "check route; GET /v1/jobs/{id}?wait=); keep it under every proxy's read time-out; 0 = answer "
+            "at once.",
+            ge=0,
+            le=300,
+        ),
+    ] = 25.0
     admin_secret: Annotated[
         str, _m("ADMIN_SECRET", "Bearer secret of the admin routes; empty disables them.")
     ] = ""
