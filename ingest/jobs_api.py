@@ -59,7 +59,7 @@ IdempotencyKey = Annotated[
 async def job_or_404(services: Services, job_id: str) -> JobRecord:
     """The job, or 404 (a malformed id is simply not found: ids are capabilities, not hints)."""
     record = await services.store.get(job_id) if JOB_ID.fullmatch(job_id) else None
-    if record is None:
+    if record is None or record.withdrawn:  # withdrawn: erased by its owner (jobs/lua/cancel.lua)
         raise job_not_found()
     return record
 
