@@ -10,6 +10,8 @@
   error}` when it failed or was cancelled. These two error bodies keep the old shape (plain JSON,
   `status` a word, not a number) because old clients branch on it; they also carry our `code`.
 
+- `GET /api/token-status`: the old token report (ingest/token_status.py), aliases only.
+
 Unlike the old product, a failed job is never answered with the uploaded photo, and the old page's
 30 checks, held 25 s each, cover 12 minutes of queue, quota waits and Space time instead of 42 s.
 """
@@ -38,6 +40,7 @@ from ingest.params import JobForm
 from ingest.problems import problem_details_handler, problem_responses
 from ingest.results import add_image_content
 from ingest.services import Services
+from ingest.token_status import token_status
 from jobs.model import Status
 
 __all__ = ["compat_router"]
@@ -162,7 +165,7 @@ def _problem_with_error(request: Request[Any, Any, Any], exc: Exception) -> Resp
 
 compat_router = Router(
     "/",
-    route_handlers=[transform_ghibli, check_task],
+    route_handlers=[transform_ghibli, check_task, token_status],
     tags=["compatibility"],
     exception_handlers={
         ProblemDetailsException: _problem_with_error,

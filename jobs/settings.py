@@ -214,6 +214,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     admin_secret: Annotated[
         str, _m("ADMIN_SECRET", "Bearer secret of the admin routes; empty disables them.")
     ] = ""
+    admin_secret_in_query: Annotated[
+        bool,
+        _m(
+            "GHIBLI_ADMIN_SECRET_IN_QUERY",
+            "Also accept ADMIN_SECRET as ?secret= on GET /api/token-status, as the old product did. Risky: "
+            "URLs end up in proxy, browser and CDN logs; prefer the Authorization header.",
+        ),
+    ] = False
 
     # --- API keys and webhooks (jobs/apikeys.py, docs/webhooks.md) --------------------------
     api_keys: Annotated[
