@@ -162,7 +162,9 @@ class JobRunner:
             return await self._settle_stopped(running)
         result_key = f"out/{claim.job_id}/{claim.attempt}"
         await self.persist(partial(self.blobs.put, result_key, result.data, self.settings.blob_ttl_seconds))
-        copies: dict[str, str] = {}  # jobs merged into this one each get their own copy first
+        # Jobs merged into this one each get their own copy first (finish() names them); a copy made
+        # for a follower that is cancelled before finish() lands is left to the blob TTL.
+        copies: dict[str, str] = {}
         while True:
             try:
                 verdict = await self.persist(

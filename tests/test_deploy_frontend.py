@@ -95,6 +95,7 @@ def test_the_frontend_keeps_its_pages(site: str) -> None:
         assert page.status_code == 200
         assert page.content == FRONT_PAGE
         assert http.get("/metrics").content == FRONT_PAGE  # not ingest's: only the API goes there
+        assert http.get("/api/user").content == FRONT_PAGE  # the frontend's own API routes stay its own
 
 
 def test_x_forwarded_for_is_overwritten_with_the_address_nginx_saw(site: str) -> None:
