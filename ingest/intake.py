@@ -131,6 +131,7 @@ async def _queue(
             idem_digest=idem,
             fingerprint=fingerprint,
             extra=extra,
+            engine=services.engine.current,
         )
     except IdempotencyConflict as exc:
         raise _conflict(exc) from None

@@ -86,6 +86,9 @@ class JobRecord(msgspec.Struct, kw_only=True):
     result_key: str = ""
     result_type: str = ""
     cache_hit: bool = False
+    # The engine the job was sent to, as ingest knew it at submission (jobs/engine.py).
+    engine_kind: str = ""
+    engine_name: str = ""
     # Who submitted it (an API key id, never the key) and its webhook deliveries (jobs/webhooks.py).
     key_id: str = ""
     wh_events: str = ""  # ",started,completed," as subscribed; empty: no webhook
