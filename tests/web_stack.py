@@ -53,8 +53,9 @@ def stack_env(redis: RedisServer, space_url: str, prefix: str, **extra: str) -> 
     )
 
 
-def start_ingest(env: dict[str, str], log_dir: Path, name: str) -> Ingest:
-    port = free_port()
+def start_ingest(env: dict[str, str], log_dir: Path, name: str, port: int | None = None) -> Ingest:
+    """`ghibli ingest` on a free port (or on `port`, to restart one where its clients expect it)."""
+    port = port or free_port()
     env = {**env, "GHIBLI_PORT": str(port), "GHIBLI_HOST": "127.0.0.1"}
     proc = ghibli(["ingest"], env, log_dir / f"ingest-{name}.log").start()
     url = f"http://127.0.0.1:{port}"

@@ -136,6 +136,7 @@ export async function finished(job, source, watching) {
     params: job.params,
     tookMs,
     cached: Boolean(job.cache_hit),
+    engine: job.engine || null,
     result: blob,
     original: source ? await scaled(source.blob, 1024) : null,
     thumb: await scaled(blob, 360, "image/jpeg", 0.82),
