@@ -95,8 +95,9 @@ class Display:
         self._peaks: dict[str, tuple[int, int]] = {}
         self._progress: Any = None
         self._tasks: dict[str, Any] = {}
-        # On a terminal, results share the screen with the bars: print them through their console.
-        self._output_through_console = mode == "bars" and sys.stdout.isatty()
+        # When stdout is the bars' terminal, results share its screen: print them through the bars'
+        # console, above the bars. Anywhere else (a pipe, a file) they go to stdout as they are.
+        self._output_through_console = mode == "bars" and sys.stdout.isatty() and sys.stderr.isatty()
 
     def __enter__(self) -> Display:
         if self.mode == "bars":
