@@ -289,11 +289,16 @@ def test_jobs_prefixes_wait_and_download(
         env=cli_env(history),
     )
     try:
-        time.sleep(1.0)
-        assert waiting.poll() is None, waiting.communicate()
+        assert waiting.stderr is not None
         painted = encode(Image.new("RGB", (512, 384), (90, 140, 80)), "PNG")
         claim = consumer.take(cat)
         consumer.update(claim, Status.RUNNING, progress=0.5, phase="painting")
+        # Labelled by the photo's name from the history, with the time left.
+        deadline = time.monotonic() + 30
+        while "cat.jpg:  50% painting" not in (line := waiting.stderr.readline()):
+            assert line, "wait ended early"
+            assert time.monotonic() < deadline, "the running state never showed"
+        assert re.search(r"\(\d+:\d\d left\)", line), line
         consumer.succeed(claim, painted)
         failing = consumer.take(tea)
         consumer.finish(failing, Status.FAILED, error_code="space_rejected", error_message="no content")
@@ -303,7 +308,6 @@ def test_jobs_prefixes_wait_and_download(
             waiting.kill()
     assert waiting.returncode == 1, err
     assert out.splitlines() == [f"{cat}  succeeded  done", f"{tea}  failed  failed: no content"]
-    assert "cat.jpg:  50% painting" in err  # labelled by the photo's name from the history
 
     # States now, and the filter.
     rows = _rows(ghibli_cli(history, "jobs", "--server", ingest.url).stdout)
