@@ -144,7 +144,6 @@ export async function finished(job, source, watching) {
   if (watching) {
     showPicture(record, source);
     $("#status-text").textContent = t("status.done");
-    revealStage();
   } else {
     toast(t("status.done"));
   }
@@ -154,6 +153,8 @@ export async function finished(job, source, watching) {
     /* history is a convenience: the picture is on screen and downloadable */
   }
   await renderHistory();
+  // Once the page below it has its new height (the history grew), or the scroll would be undone.
+  if (watching && state.shown && state.shown.kind === "picture" && state.shown.id === job.id) revealStage();
 }
 
 export async function cancelActive() {
