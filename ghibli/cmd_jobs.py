@@ -114,7 +114,7 @@ def _age(when: datetime | None) -> str:
     help="Only jobs in this state (repeat for several); 'gone': expired or erased on the server.",
 )
 @click.option(
-    "-n", "--limit", type=click.IntRange(1), default=20, show_default=True, help="At most this many."
+    "-n", "--limit", type=click.IntRange(1), default=20, show_default=True, help="At most this many jobs."
 )
 @click.option(
     "--all",
