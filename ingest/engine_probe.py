@@ -9,6 +9,8 @@ never calls the Space otherwise. The answer is bounded in size: it comes from an
 
 from __future__ import annotations
 
+import logging
+
 import anyio
 import httpx
 import msgspec
@@ -19,6 +21,9 @@ from jobs.logs import get_logger
 __all__ = ["EngineProbe"]
 
 log = get_logger("ingest.engine_probe")
+# httpx logs every request at INFO; jobs/logs.py keeps libraries at WARNING, but Litestar's own
+# logging set-up puts the root logger back to INFO in ingest's processes (plain text, not JSON).
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 _TIMEOUT = httpx.Timeout(3.0)
 _MAX_CONFIG_BYTES = 4 * 1024 * 1024

@@ -132,6 +132,7 @@ async def _queue(
             fingerprint=fingerprint,
             extra=extra,
             engine=services.engine.current,
+            space=settings.space,
         )
     except IdempotencyConflict as exc:
         raise _conflict(exc) from None

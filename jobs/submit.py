@@ -71,12 +71,14 @@ def request_fingerprint(upload_digest: str, form: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps([upload_digest, fields]).encode()).hexdigest()
 
 
-def cache_digest(input_digest: str, params: JobParams, engine: EngineInfo | None = None) -> str:
-    """The result cache key: the normalized photo, every parameter (seed included) and the engine,
-    so a picture of the demo engine is never handed out once the real model is connected."""
+def cache_digest(input_digest: str, params: JobParams, space: str = "") -> str:
+    """The result cache key: the normalized photo, every parameter (seed included) and the Space the
+    jobs go to (GHIBLI_SPACE), so a picture of the demo engine is never handed out once the real
+    model is connected. The setting, not the engine ingest has identified: that may still be
+    "unknown" for the first jobs, and a cache must not miss because a probe was late."""
     parts = [input_digest.encode(), msgspec.json.encode(params)]
-    if engine is not None:
-        parts.append(msgspec.json.encode(engine))
+    if space:
+        parts.append(space.encode())
     return hashlib.sha256(b"\x00".join(parts)).hexdigest()
 
 
@@ -128,10 +130,11 @@ class Submissions:
         fingerprint: str = "",
         extra: dict[str, str] | None = None,
         engine: EngineInfo | None = None,
+        space: str = "",
     ) -> Accepted:
         """Create the job (from the result cache when possible), or replay the key's earlier answer.
-        `engine` is recorded on the job and keys the result cache."""
-        digest = cache_digest(input_digest, params, engine)
+        `engine` is recorded on the job; `space` (GHIBLI_SPACE) keys the result cache."""
+        digest = cache_digest(input_digest, params, space)
         cached = await self._cached_result(job_id, digest) if self.result_cache else None
         now = now_ms()
         fields: dict[str, str] = {
