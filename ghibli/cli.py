@@ -1,7 +1,9 @@
-"""The `ghibli` command: up, ingest, consume, space, submit.
+"""The `ghibli` command: its groups of subcommands (use / operate / run), and the ones that run
+the stack's processes (up, ingest, consume, space).
 
 Options that are settings come from jobs.settings (same names, same environment variables, same
-help), so `--help`, the README table and the validation messages cannot drift apart.
+help, typed INTEGER/FLOAT/BOOLEAN like the setting), so `--help`, the README table and the
+validation messages cannot drift apart; ranges are checked by the settings object.
 """
 
 from __future__ import annotations
@@ -71,6 +73,9 @@ INGEST = (
 )
 
 
+_CLICK_TYPES: dict[type, click.ParamType[Any]] = {int: click.INT, float: click.FLOAT, bool: click.BOOL}
+
+
 def settings_options(*names: str, shown: Mapping[str, str] | None = None) -> Callable[[F], F]:
     """Click options for these settings; secrets are read from the environment only.
 
@@ -85,6 +90,7 @@ def settings_options(*names: str, shown: Mapping[str, str] | None = None) -> Cal
             fn = click.option(
                 info.option,
                 name,
+                type=_CLICK_TYPES.get(info.value_type, click.STRING),
                 envvar=info.env,
                 show_envvar=True,
                 default=None,
@@ -109,9 +115,47 @@ def _configure_logs(settings: Settings) -> None:
     configure_logging(settings.log_level, settings.log_format)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+# `ghibli --help` lists commands by what a person is doing, in this order.
+SECTIONS = (
+    ("Use (talk to a server)", ("submit", "jobs", "status", "wait", "download", "cancel")),
+    ("Operate (look after a stack)", ("doctor", "dlq", "keys")),
+    ("Run (the stack's processes)", ("up", "ingest", "consume", "space", "webhooks", "metrics-exporter")),
+)
+
+
+class SectionedGroup(click.Group):
+    """A group whose help lists its commands in SECTIONS (any other command under "Other")."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        ordered = [name for _title, names in SECTIONS for name in names if name in self.commands]
+        return ordered + sorted(set(self.commands) - set(ordered))
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        placed: set[str] = set()
+        limit = formatter.width - 6 - max(len(name) for name in self.commands)
+        for title, names in (*SECTIONS, ("Other", tuple(sorted(self.commands)))):
+            rows = []
+            for name in names:
+                command = self.commands.get(name)
+                if command is None or command.hidden or name in placed:
+                    continue
+                placed.add(name)
+                rows.append((name, command.get_short_help_str(limit)))
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+@click.group(
+    cls=SectionedGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(package_name="ghibli-pipeline", prog_name="ghibli", message="%(prog)s %(version)s")
 def cli() -> None:
-    """ghibli-pipeline: photos in, Studio-Ghibli-style pictures out."""
+    """ghibli-pipeline: photos in, Studio-Ghibli-style pictures out.
+
+    Start here: `ghibli up` runs everything on this machine; `ghibli submit photo.jpg` paints one.
+    """
 
 
 # What `up` really uses where it picks a value itself.
@@ -404,6 +448,9 @@ cli.add_command(__import__("ghibli.cmd_keys").cmd_keys.keys)
 cli.add_command(cmd_client.submit)
 cli.add_command(cmd_client.status)
 cli.add_command(cmd_client.cancel)
+cli.add_command(__import__("ghibli.cmd_jobs").cmd_jobs.jobs)
+cli.add_command(__import__("ghibli.cmd_jobs").cmd_jobs.wait)
+cli.add_command(__import__("ghibli.cmd_jobs").cmd_jobs.download)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

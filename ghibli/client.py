@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Literal
@@ -26,10 +27,11 @@ import msgspec
 from httpx_sse import SSEError, connect_sse
 
 from jobs.model import Status
-from jobs.wire import JobView
+from jobs.wire import ErrorInfo, JobView
 
 __all__ = [
     "FORMATS",
+    "AdminJob",
     "ApiError",
     "Format",
     "GhibliClient",
@@ -87,6 +89,23 @@ class JobGone(JobCancelled):
 
     def __init__(self, job: JobView) -> None:
         super().__init__(job, f"job {job.id} was cancelled (or deleted) while it was being watched")
+
+
+class AdminJob(msgspec.Struct, frozen=True, kw_only=True):
+    """A job as the admin listing shows it (`GET /v1/admin/jobs`; more fields there)."""
+
+    id: str
+    status: Status
+    phase: str = ""
+    progress: float = 0.0
+    created_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: ErrorInfo | None = None
+
+
+class _AdminPage(msgspec.Struct, frozen=True):
+    items: list[AdminJob]
+    next_cursor: str | None = None
 
 
 def _passing(exc: Exception) -> bool:
@@ -256,6 +275,19 @@ class GhibliClient:
         response = self._http.get(f"/v1/jobs/{job_id}/result", params={"format": fmt} if fmt else None)
         _raise_for_problem(response)
         return response.content
+
+    def admin_jobs(self, admin_secret: str, *, status: Status | None = None) -> Iterator[AdminJob]:
+        """Every job on the server (optionally of one status), through the admin API; in no
+        particular order. Needs the server's ADMIN_SECRET."""
+        cursor: str | None = "0"
+        headers = {"Authorization": f"Bearer {admin_secret}"}
+        while cursor is not None:
+            params = {"cursor": cursor, "limit": "500", **({"status": status.value} if status else {})}
+            response = self._http.get("/v1/admin/jobs", params=params, headers=headers)
+            _raise_for_problem(response)
+            page = msgspec.json.decode(response.content, type=_AdminPage)
+            yield from page.items
+            cursor = page.next_cursor
 
     # -- following a job --------------------------------------------------------------------
 

@@ -1,91 +1,57 @@
 """`ghibli submit`, `ghibli status` and `ghibli cancel`: the API from a terminal.
 
-`submit` uploads every photo first (they then queue and run in parallel on the server), follows
-each job on its own thread through `GhibliClient.wait` (SSE, polling where SSE is unavailable) and
-draws one progress bar per job on stderr. Result paths go to stdout, one per line, so scripts can
-use them; errors go to stderr and make the exit status non-zero.
+`submit` uploads every photo first (they then queue and run in parallel on the server), remembers
+each job in this CLI's history (ghibli/history.py), follows them (ghibli/follow.py) with a progress
+bar each on stderr and writes the pictures. Result paths are the output, one per line; errors go to
+stderr and make the exit status non-zero.
 """
 
 from __future__ import annotations
 
 import sys
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
+from typing import TYPE_CHECKING, cast
 
 import click
 
+from ghibli.client_opts import IDS_HELP, ClientContext, client_options, progress_option
+from ghibli.follow import Followed, Targets, follow
 from ghibli.job_display import Display, describe
-from ghibli.stack import DEFAULT_SERVER, server_callback
 
 if TYPE_CHECKING:
-    # httpx takes half a second to import: `ghibli --help` and the other commands skip it.
-    from ghibli.client import Format, GhibliClient
+    from ghibli.client import Format
     from jobs.wire import JobView
 
-__all__ = ["cancel", "status", "submit"]
+__all__ = ["cancel", "progress_mode", "status", "submit"]
 
-F = TypeVar("F", bound=Callable[..., Any])
-# Jobs followed at once; the rest show as waiting until a follower is free (they run anyway).
-_FOLLOWERS = 16
+_SUFFIX_FORMATS = {".webp": "webp", ".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg"}
 
 
-def server_option(fn: F) -> F:
-    """--server and --api-key: where the API is, and the key it may require (environment only
-    is safer: a key on the command line shows in `ps`)."""
-    fn = click.option(
-        "--api-key",
-        default=None,
-        envvar="GHIBLI_API_KEY",
-        show_envvar=True,
-        help="API key sent as `Authorization: Bearer`, when the server requires one.",
-    )(fn)
-    return click.option(
-        "--server",
-        default=None,
-        envvar="GHIBLI_SERVER",
-        show_envvar=True,
-        callback=server_callback,
-        help=f"Base URL of the ingest API. [default: the stack `ghibli up` runs here, else {DEFAULT_SERVER}]",
-    )(fn)
+def progress_mode(progress: str) -> str:
+    return progress if progress != "auto" else ("bars" if sys.stderr.isatty() else "lines")
 
 
-def _open_client(server: str, api_key: str | None) -> GhibliClient:
-    from ghibli.client import GhibliClient
-
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else None
-    return GhibliClient(server, headers=headers)
-
-
-def _unreachable(server: str, exc: Exception) -> NoReturn:
-    raise click.ClickException(f"cannot reach the server at {server}: {exc}")
-
-
-# -- submit ------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Work:
-    photo: Path
-    job: JobView
-    target: Path | None = None
-    error: str = ""
-    done: threading.Event = field(default_factory=threading.Event)
-
-
-def _output_path(photo: Path, output: Path | None, count: int, ext: str, taken: set[Path]) -> Path:
-    if output is not None and count == 1 and output.suffix:
-        return output
-    folder = output if output is not None else photo.parent
-    target = folder / f"{photo.stem}.ghibli{ext}"
-    n = 2
-    while target in taken:  # two photos with one name from different folders
-        target = folder / f"{photo.stem}.ghibli-{n}{ext}"
-        n += 1
-    taken.add(target)
-    return target
+def _output_plan(
+    output: str | None, count: int, fmt: str | None
+) -> tuple[Path | None, Path | None, str | None]:
+    """(file, folder, format) for -o: a file only for one photo; a folder when it exists as one,
+    ends with a slash or has no suffix. A file's suffix picks the format unless --format does."""
+    if output is None:
+        return None, None, fmt
+    path = Path(output)
+    if output.endswith(("/", "\\")) or path.is_dir() or not path.suffix:
+        return None, path, fmt
+    if count > 1:
+        raise click.UsageError(
+            f"-o {output} names one file, but {count} photos make {count} pictures: give a folder "
+            f"instead (e.g. -o {path.with_suffix('')}/)."
+        )
+    suffix_format = _SUFFIX_FORMATS.get(path.suffix.lower())
+    if suffix_format is None:
+        raise click.UsageError(f"-o {output}: pictures are written as .webp, .png or .jpg.")
+    if fmt is not None and fmt != suffix_format:
+        raise click.UsageError(f"-o {output} does not match --format {fmt}.")
+    return path, None, suffix_format
 
 
 @click.command()
@@ -95,11 +61,11 @@ def _output_path(photo: Path, output: Path | None, count: int, ext: str, taken: 
 @click.option(
     "-o",
     "--output",
-    type=click.Path(path_type=Path),
     default=None,
-    help="Output file (one photo) or directory; default: next to each photo.",
+    metavar="FILE|DIR",
+    help="A file (one photo; its suffix picks the format) or a folder; default: next to each photo.",
 )
-@server_option
+@client_options
 @click.option(
     "--prompt",
     default=None,
@@ -109,7 +75,7 @@ def _output_path(photo: Path, output: Path | None, count: int, ext: str, taken: 
 )
 @click.option(
     "--width",
-    type=int,
+    type=click.IntRange(256, 1024),
     default=None,
     envvar="GHIBLI_WIDTH",
     show_envvar=True,
@@ -117,7 +83,7 @@ def _output_path(photo: Path, output: Path | None, count: int, ext: str, taken: 
 )
 @click.option(
     "--height",
-    type=int,
+    type=click.IntRange(256, 1024),
     default=None,
     envvar="GHIBLI_HEIGHT",
     show_envvar=True,
@@ -125,7 +91,7 @@ def _output_path(photo: Path, output: Path | None, count: int, ext: str, taken: 
 )
 @click.option(
     "--seed",
-    type=int,
+    type=click.IntRange(0, 4_294_967_295),
     default=None,
     envvar="GHIBLI_SEED",
     show_envvar=True,
@@ -136,23 +102,16 @@ def _output_path(photo: Path, output: Path | None, count: int, ext: str, taken: 
     "fmt",
     type=click.Choice(["jpeg", "png", "webp"]),
     default=None,
-    help="Format of the written pictures; default: as the server stores them (webp).",
+    help="Format of the written pictures; default: from -o FILE's suffix, else as stored (webp).",
 )
-@click.option(
-    "--progress",
-    type=click.Choice(["auto", "bars", "lines", "none"]),
-    default="auto",
-    show_default=True,
-    envvar="GHIBLI_PROGRESS",
-    show_envvar=True,
-    help="Bars on a terminal (auto), one line per change (logs), or nothing.",
-)
+@progress_option
 @click.option("--detach", is_flag=True, help="Only submit: print each job's id and return.")
 def submit(
     photos: tuple[Path, ...],
-    output: Path | None,
+    output: str | None,
     server: str,
     api_key: str | None,
+    history_file: Path | None,
     prompt: str | None,
     width: int | None,
     height: int | None,
@@ -161,100 +120,47 @@ def submit(
     progress: str,
     detach: bool,
 ) -> None:
-    """Upload photos, follow their jobs with a progress bar each, and write the results."""
+    """Upload photos, follow their jobs with a progress bar each, and write the pictures.
+
+    Prints each picture's path; with --detach, each job's id (follow them later with `ghibli wait`,
+    fetch them with `ghibli download`).
+    """
     import httpx
 
     from ghibli.client import ApiError
 
-    mode = progress if progress != "auto" else ("bars" if sys.stderr.isatty() else "lines")
+    file, folder, fmt = _output_plan(output, len(photos), fmt)
     failed = 0
-    works: list[_Work] = []
-    with _open_client(server, api_key) as client, Display(mode) as display:
+    items: list[Followed] = []
+    with ClientContext(server, api_key, history_file) as ctx, Display(progress_mode(progress)) as display:
         for photo in photos:
             try:
-                job = client.submit(photo, prompt=prompt, width=width, height=height, seed=seed)
+                job = ctx.client.submit(photo, prompt=prompt, width=width, height=height, seed=seed)
             except ApiError as exc:
                 display.message(f"{photo}: rejected: {exc}")
                 failed += 1
                 continue
             except httpx.TransportError as exc:
-                _unreachable(server, exc)
+                ctx.unreachable(exc)
+            ctx.history.add(ctx.server, job.id, photo)
             if detach:
-                click.echo(job.id)
+                display.output(job.id)
                 continue
             display.message(
                 f"{photo}: job {job.id} ({job.params.width}x{job.params.height}, seed {job.params.seed})"
             )
-            works.append(_Work(photo, job))
+            items.append(Followed(photo.name, job.id, photo.stem, folder or photo.parent))
             display.add(photo.name, job)
-        if works:
-            failed += _follow(client, display, works, output, cast("Format | None", fmt), len(photos))
+        if items:
+            targets = Targets(file)
+            failed += follow(ctx.client, display, items, fmt=cast("Format | None", fmt), targets=targets)
     sys.exit(1 if failed else 0)
-
-
-def _follow(
-    client: GhibliClient,
-    display: Display,
-    works: list[_Work],
-    output: Path | None,
-    fmt: Format | None,
-    count: int,
-) -> int:
-    from ghibli.client import FORMATS, ApiError, JobFailed, extension_for
-
-    pending = list(works)
-    pending_lock = threading.Lock()
-    taken: set[Path] = set()
-
-    def run_one(work: _Work) -> None:
-        try:
-            job = client.wait(work.job.id, on_update=lambda j: display.update(work.photo.name, j))
-            data = client.result(job.id, fmt=fmt)
-            stored = job.result.content_type if job.result is not None else "image/webp"
-            ext = extension_for(FORMATS[fmt] if fmt else stored)
-            with pending_lock:
-                work.target = _output_path(work.photo, output, count, ext, taken)
-            work.target.parent.mkdir(parents=True, exist_ok=True)
-            work.target.write_bytes(data)
-        except (ApiError, JobFailed, OSError) as exc:
-            work.error = str(exc)
-        except Exception as exc:  # noqa: BLE001 - one job's surprise must not hide the others
-            work.error = f"{type(exc).__name__}: {exc}"
-        finally:
-            work.done.set()
-
-    def follower() -> None:
-        while True:
-            with pending_lock:
-                if not pending:
-                    return
-                work = pending.pop(0)
-            run_one(work)
-
-    threads = [threading.Thread(target=follower, daemon=True) for _ in range(min(_FOLLOWERS, len(works)))]
-    for thread in threads:
-        thread.start()
-    failed = 0
-    try:
-        for work in works:
-            while not work.done.wait(0.2):  # short waits keep Ctrl-C responsive
-                pass
-            if work.error:
-                failed += 1
-                display.message(f"{work.photo}: {work.error}")
-            else:
-                click.echo(str(work.target))
-    except KeyboardInterrupt:
-        left = [w.job.id for w in works if not w.done.is_set()]
-        display.message("interrupted; these jobs go on (see `ghibli status ID`): " + " ".join(left))
-        sys.exit(130)
-    return failed
 
 
 # -- status, cancel ------------------------------------------------------------------------------
 
 
-def _print_status(job: JobView, client: GhibliClient) -> None:
+def _print_status(job: JobView, ctx: ClientContext) -> None:
     p = job.params
     lines = [
         f"{job.id}  {job.status.value}  {job.progress:.0%}  {describe(job)}",
@@ -262,32 +168,36 @@ def _print_status(job: JobView, client: GhibliClient) -> None:
         f"  created {job.created_at.astimezone():%Y-%m-%d %H:%M:%S}"
         + (f", finished {job.finished_at.astimezone():%H:%M:%S}" if job.finished_at else ""),
     ]
+    if job.engine is not None:
+        lines.append(f"  engine: {job.engine.kind}" + (f" ({job.engine.name})" if job.engine.name else ""))
     if job.error is not None:
         lines.append(f"  error: {job.error.message} ({job.error.code})")
     if job.result is not None:
-        lines.append(f"  result: {client.server}{job.result.url}")
-    lines.append(f"  page: {client.page_url(job.id)}")
+        lines.append(f"  result: {ctx.server}{job.result.url}")
+    lines.append(f"  page: {ctx.client.page_url(job.id)}")
     click.echo("\n".join(lines))
 
 
-@click.command()
-@click.argument("job_ids", nargs=-1, required=True)
-@server_option
+@click.command(epilog=IDS_HELP)
+@click.argument("job_ids", nargs=-1, required=True, metavar="ID...")
+@client_options
 @click.option("--json", "as_json", is_flag=True, help="Print each job's status JSON, one per line.")
-def status(job_ids: tuple[str, ...], server: str, api_key: str | None, as_json: bool) -> None:
-    """Show jobs' status: state, progress, queue position, error or result link."""
+def status(
+    job_ids: tuple[str, ...], server: str, api_key: str | None, history_file: Path | None, as_json: bool
+) -> None:
+    """Show jobs' status: state, progress, queue position, engine, error or result link."""
     import httpx
     import msgspec
 
     from ghibli.client import ApiError
 
     failed = 0
-    with _open_client(server, api_key) as client:
-        for job_id in job_ids:
+    with ClientContext(server, api_key, history_file) as ctx:
+        for job_id in ctx.resolve(job_ids):
             try:
-                job = client.status(job_id)
+                job = ctx.client.status(job_id)
             except httpx.TransportError as exc:
-                _unreachable(server, exc)
+                ctx.unreachable(exc)
             except ApiError as exc:
                 click.echo(f"{job_id}: {exc}", err=True)
                 failed += 1
@@ -295,29 +205,33 @@ def status(job_ids: tuple[str, ...], server: str, api_key: str | None, as_json: 
             if as_json:
                 click.echo(msgspec.json.encode(job).decode())
             else:
-                _print_status(job, client)
+                _print_status(job, ctx)
     sys.exit(1 if failed else 0)
 
 
-@click.command()
-@click.argument("job_ids", nargs=-1, required=True)
-@server_option
-def cancel(job_ids: tuple[str, ...], server: str, api_key: str | None) -> None:
+@click.command(epilog=IDS_HELP)
+@click.argument("job_ids", nargs=-1, required=True, metavar="ID...")
+@client_options
+def cancel(job_ids: tuple[str, ...], server: str, api_key: str | None, history_file: Path | None) -> None:
     """Cancel jobs and erase them and their pictures."""
     import httpx
 
     from ghibli.client import ApiError
 
     failed = 0
-    with _open_client(server, api_key) as client:
-        for job_id in job_ids:
+    erased: set[str] = set()
+    with ClientContext(server, api_key, history_file) as ctx:
+        for job_id in ctx.resolve(job_ids):
             try:
-                client.cancel(job_id)
+                ctx.client.cancel(job_id)
             except httpx.TransportError as exc:
-                _unreachable(server, exc)
+                ctx.unreachable(exc)
             except ApiError as exc:
                 click.echo(f"{job_id}: {exc}", err=True)
                 failed += 1
                 continue
+            erased.add(job_id)
             click.echo(f"{job_id}: cancelled and erased")
+        if erased:
+            ctx.history.forget(ctx.server, erased)
     sys.exit(1 if failed else 0)

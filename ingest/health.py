@@ -9,12 +9,20 @@ from redis.exceptions import RedisError
 
 from ingest.problems import Problem, problem_responses
 from ingest.services import Services
+from jobs.engine import EngineInfo
 
-__all__ = ["HealthStatus", "healthz", "readyz"]
+__all__ = ["HealthStatus", "ReadyStatus", "healthz", "readyz"]
 
 
 class HealthStatus(msgspec.Struct, frozen=True, kw_only=True):
     status: str
+
+
+class ReadyStatus(msgspec.Struct, frozen=True, kw_only=True):
+    """Ready, and which engine paints this server's jobs (the page shows a notice for the demo)."""
+
+    status: str
+    engine: EngineInfo
 
 
 @get("/healthz", summary="The process is up", tags=["health"], opt={"no_rate_limit": True})
@@ -29,7 +37,7 @@ async def healthz() -> HealthStatus:
     opt={"no_rate_limit": True},
     responses=problem_responses(503),
 )
-async def readyz(services: NamedDependency[Services]) -> HealthStatus:
+async def readyz(services: NamedDependency[Services]) -> ReadyStatus:
     try:
         await services.redis.ping()
         groups = await services.redis.xinfo_groups(services.keys.stream)
@@ -50,4 +58,4 @@ async def readyz(services: NamedDependency[Services]) -> HealthStatus:
             "The consumer group does not exist yet.",
             headers={"Retry-After": "5"},
         )
-    return HealthStatus(status="ready")
+    return ReadyStatus(status="ready", engine=services.engine.current)

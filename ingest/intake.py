@@ -133,6 +133,8 @@ async def _queue(
             idem_digest=idem,
             fingerprint=fingerprint,
             extra=extra,
+            engine=services.engine.current,
+            space=settings.space,
         )
     except IdempotencyConflict as exc:
         raise _conflict(exc) from None

@@ -14,6 +14,7 @@ from litestar.datastructures import State
 from redis.asyncio import Redis
 
 from ingest.client_ip import ClientAddress
+from ingest.engine_probe import EngineProbe
 from ingest.held import HeldRequests
 from ingest.webhook_request import WebhookIntake
 from jobs.apikeys import KeyRing, load_key_ring
@@ -50,6 +51,8 @@ class Services:
     api_keys: KeyRing
     unfinished: UnfinishedJobs
     webhooks: WebhookIntake
+    # The painting engine jobs go to, as users are told (/readyz, new jobs, the page).
+    engine: EngineProbe
 
     @property
     def keys(self) -> Keys:
@@ -81,6 +84,7 @@ def open_services(settings: Settings) -> Services:
         api_keys=api_keys,
         unfinished=UnfinishedJobs(redis, keys, ttl_s=settings.job_ttl_seconds),
         webhooks=WebhookIntake.from_settings(settings, api_keys),
+        engine=EngineProbe(settings.space),
     )
 
 
@@ -91,8 +95,10 @@ def services_lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncC
         app.state.services = services
         try:
             await services.store.ensure_group()
+            await services.engine.refresh()
             async with anyio.create_task_group() as tg:
                 tg.start_soon(services.events.run)
+                tg.start_soon(services.engine.run)
                 yield
                 tg.cancel_scope.cancel()
         finally:

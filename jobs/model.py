@@ -89,6 +89,9 @@ class JobRecord(msgspec.Struct, kw_only=True):
     # Erased by its owner while jobs merged into it still wanted its Space call (jobs/lua/cancel.lua):
     # the run goes on for them, but the job itself is shown to nobody.
     withdrawn: bool = False
+    # The engine the job was sent to, as ingest knew it at submission (jobs/engine.py).
+    engine_kind: str = ""
+    engine_name: str = ""
     # Who submitted it (an API key id, never the key) and its webhook deliveries (jobs/webhooks.py).
     key_id: str = ""
     wh_events: str = ""  # ",started,completed," as subscribed; empty: no webhook

@@ -414,10 +414,18 @@ class SettingInfo:
     help: str
     default: object
     secret: bool
+    value_type: type = str  # int, float, bool or str: the CLI types its option with it
 
     @property
     def option(self) -> str:
         return "--" + self.name.replace("_", "-")
+
+
+_VALUE_TYPES: dict[type, type] = {
+    msgspec.inspect.IntType: int,
+    msgspec.inspect.FloatType: float,
+    msgspec.inspect.BoolType: bool,
+}
 
 
 def iter_settings() -> Iterator[SettingInfo]:
@@ -434,6 +442,7 @@ def iter_settings() -> Iterator[SettingInfo]:
             help=str(schema.get("description", "")),
             default=field.default,
             secret=field.name in _SECRET_FIELDS,
+            value_type=_VALUE_TYPES.get(type(meta.type), str),
         )
 
 

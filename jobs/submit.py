@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
+from jobs.engine import EngineInfo
 from jobs.model import JobParams, JobRecord, params_to_hash
 from jobs.scripts import load_script
 from jobs.store import EVENTS_MAXLEN, now_ms
@@ -80,9 +81,15 @@ def request_fingerprint(upload_digest: str, form: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps([upload_digest, fields]).encode()).hexdigest()
 
 
-def cache_digest(input_digest: str, params: JobParams) -> str:
-    """The result cache key: the normalized photo and every parameter, seed included."""
-    return hashlib.sha256(input_digest.encode() + b"\x00" + msgspec.json.encode(params)).hexdigest()
+def cache_digest(input_digest: str, params: JobParams, space: str = "") -> str:
+    """The result cache key: the normalized photo, every parameter (seed included) and the Space the
+    jobs go to (GHIBLI_SPACE), so a picture of the demo engine is never handed out once the real
+    model is connected. The setting, not the engine ingest has identified: that may still be
+    "unknown" for the first jobs, and a cache must not miss because a probe was late."""
+    parts = [input_digest.encode(), msgspec.json.encode(params)]
+    if space:
+        parts.append(space.encode())
+    return hashlib.sha256(b"\x00".join(parts)).hexdigest()
 
 
 def _text(value: object) -> str:
@@ -132,9 +139,12 @@ class Submissions:
         idem_digest: str | None = None,
         fingerprint: str = "",
         extra: dict[str, str] | None = None,
+        engine: EngineInfo | None = None,
+        space: str = "",
     ) -> Accepted:
-        """Create the job (from the result cache when possible), or replay the key's earlier answer."""
-        digest = cache_digest(input_digest, params)
+        """Create the job (from the result cache when possible), or replay the key's earlier answer.
+        `engine` is recorded on the job; `space` (GHIBLI_SPACE) keys the result cache."""
+        digest = cache_digest(input_digest, params, space)
         cached = await self._cached_result(job_id, digest) if self.result_cache else None
         now = now_ms()
         fields: dict[str, str] = {
@@ -143,6 +153,8 @@ class Submissions:
             "created_at": str(now),
             **(extra or {}),
         }
+        if engine is not None:
+            fields |= {"engine_kind": engine.kind, "engine_name": engine.name}
         if idem_digest is not None:
             fields["idem_key"] = self.keys.idempotency(idem_digest)
         written: list[str] = []

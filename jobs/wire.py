@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from jobs.engine import EngineInfo
 from jobs.model import JobParams, JobRecord, Status
 
 __all__ = ["ErrorInfo", "JobLinks", "JobView", "QueueInfo", "ResultInfo", "WebhookInfo", "job_view"]
@@ -68,6 +69,8 @@ class JobView(msgspec.Struct, frozen=True, kw_only=True):
     cache_hit: bool = False
     version: int = 0
     webhook: WebhookInfo | None = None
+    # The painting engine the job was sent to (null for jobs from before engines were recorded).
+    engine: EngineInfo | None = None
     links: JobLinks
 
 
@@ -113,6 +116,7 @@ def job_view(record: JobRecord, base: str = "/v1/jobs") -> JobView:
         cache_hit=record.cache_hit,
         version=record.version,
         webhook=_webhook_info(record),
+        engine=EngineInfo(kind=record.engine_kind, name=record.engine_name) if record.engine_kind else None,
         links=JobLinks(self=here, events=f"{here}/events", result=f"{here}/result" if succeeded else None),
     )
 

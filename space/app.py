@@ -21,6 +21,7 @@ import gradio as gr
 from PIL import Image, UnidentifiedImageError
 from starlette.middleware import Middleware
 
+from jobs.engine import offline_demo_title
 from space.call_log import CallLog, CallRecord, file_sha256, token_alias
 from space.faults import FaultPlan, refusal
 from space.outputs import OutputDir
@@ -186,8 +187,10 @@ def build_app(options: SpaceOptions) -> tuple[Any, list[Middleware]]:
         size = (int(width), int(height))
         return endpoint.generate(prompt, spatial_img, size, int(seed), control_type, request, progress)
 
-    # Gradio's cache keeps every output; clear files older than 30 min every 10 min.
-    with gr.Blocks(title="EasyControl Ghibli (offline)", delete_cache=(600, 1800)) as demo:
+    # Gradio's cache keeps every output; clear files older than 30 min every 10 min. The title tells
+    # ingest (and so the page) that this is the demo engine, not the model (jobs/engine.py).
+    title = offline_demo_title(options.engine)
+    with gr.Blocks(title=title, delete_cache=(600, 1800)) as demo:
         gr.Markdown("# Ghibli-style pictures, offline engine")
         with gr.Row():
             with gr.Column():

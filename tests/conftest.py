@@ -10,6 +10,9 @@ import pytest
 from tests.apps.runner import QuotaSpace
 from tests.procs import Proc, RedisServer, start_space
 
+# Loaded as a plugin by the web page tests (pytest_plugins); its asserts get pytest's messages too.
+pytest.register_assert_rewrite("tests.web_page_kit")
+
 
 @pytest.fixture
 def anyio_backend() -> str:

@@ -42,6 +42,14 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cli")
 
 
+@pytest.fixture(scope="module", autouse=True)
+def cli_state(workdir: Path) -> Iterator[None]:
+    """The CLI's job history goes to this module's directory, not the home directory."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_STATE_HOME", str(workdir / "state"))
+        yield
+
+
 @pytest.fixture(scope="module")
 def redis(workdir: Path) -> Iterator[RedisServer]:
     server = RedisServer(workdir / "redis").start()

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,152 +21,23 @@ from PIL import Image
 from ingest.page import STATIC_DIR
 from jobs.model import Status
 from jobs.store import now_ms
-from tests.photos import encode, landscape
-from tests.procs import ROOT, RedisServer
-from tests.web_stack import (
-    FAIL_SEED,
-    HELD_PREFIX,
-    LIVE_PREFIX,
-    Ingest,
-    ScriptedConsumer,
-    slow_space,
-    stack_env,
-    start_consumer,
-    start_ingest,
-)
+from tests.web_page_kit import JOB_TIMEOUT_MS, choose_photo, job_id_of, needs_chromium, shot
+from tests.web_stack import FAIL_SEED, Ingest, ScriptedConsumer
 
-playwright_api = pytest.importorskip("playwright.sync_api")
+# The stack, the browser and open_page (each module gets its own stack: module scope).
+pytest_plugins = ["tests.web_page_kit"]
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = ROOT / "test-artifacts" / "web"
 TIMES = "\u00d7"  # the multiplication sign the page writes sizes with
 DEFAULT_PROMPT = "Ghibli Studio style, Charming hand-drawn anime-style illustration"
-JOB_TIMEOUT_MS = 120_000
-STATIC_FILES = sorted(path.name for path in STATIC_DIR.iterdir())
+# Every file the page can load, examples included.
+STATIC_FILES = sorted(
+    path.relative_to(STATIC_DIR).as_posix() for path in STATIC_DIR.rglob("*") if path.is_file()
+)
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
+pytestmark = needs_chromium
 
 
 # ---------------------------------------------------------------------------------------------
-# the stack and the browser, started once for this module
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("web")
-
-
-@pytest.fixture(scope="module")
-def redis(workdir: Path) -> Iterator[RedisServer]:
-    server = RedisServer(workdir / "redis").start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def space(workdir: Path) -> Iterator[str]:
-    with slow_space(workdir) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def live(redis: RedisServer, space: str, workdir: Path) -> Iterator[Ingest]:
-    """Ingest + a consumer on the slow Space: the whole pipeline."""
-    # Two calls at once on a Space that paints one at a time: a second job waits in its queue.
-    env = stack_env(redis, space, LIVE_PREFIX, GHIBLI_CONCURRENCY="2", GHIBLI_TOKEN_MAX_IN_FLIGHT="2")
-    ingest = start_ingest(env, workdir, "live")
-    consumer = start_consumer(env, workdir, "live")
-    yield ingest
-    consumer.stop()
-    ingest.proc.stop()
-
-
-@pytest.fixture(scope="module")
-def held(redis: RedisServer, space: str, workdir: Path) -> Iterator[tuple[Ingest, ScriptedConsumer]]:
-    """Ingest without consumers; the test plays the consumer."""
-    ingest = start_ingest(stack_env(redis, space, HELD_PREFIX), workdir, "held")
-    yield ingest, ScriptedConsumer(redis.url, HELD_PREFIX)
-    ingest.proc.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with playwright_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
-        )
-        yield chromium
-        chromium.close()
-
-
-class Console:
-    """Console errors and uncaught exceptions of a page; `expect` allows one known HTTP error."""
-
-    def __init__(self, page: Any) -> None:
-        self.errors: list[str] = []
-        self.allowed: list[re.Pattern[str]] = []
-        page.on("console", lambda msg: self.errors.append(msg.text) if msg.type == "error" else None)
-        page.on("pageerror", lambda exc: self.errors.append(f"uncaught: {exc}"))
-
-    def expect(self, pattern: str) -> None:
-        self.allowed.append(re.compile(pattern))
-
-    def unexpected(self) -> list[str]:
-        return [e for e in self.errors if not any(p.search(e) for p in self.allowed)]
-
-
-@pytest.fixture
-def open_page(browser: Any) -> Iterator[Any]:
-    """open_page(url, **context_options) -> (page, console); all are closed and checked at the end."""
-    opened: list[tuple[Any, Console]] = []
-
-    def open_(url: str, **options: Any) -> tuple[Any, Console]:
-        options.setdefault("viewport", {"width": 1280, "height": 900})
-        options.setdefault("locale", "en-US")
-        options.setdefault("color_scheme", "light")
-        context = browser.new_context(accept_downloads=True, **options)
-        page = context.new_page()
-        page.set_default_timeout(30_000)
-        console = Console(page)
-        opened.append((context, console))
-        page.goto(url)
-        page.wait_for_selector("html[data-ready='true']")
-        return page, console
-
-    yield open_
-    problems = [e for _ctx, console in opened for e in console.unexpected()]
-    for context, _console in opened:
-        context.close()
-    assert not problems, f"console errors: {problems}"
-
-
-def shot(page: Any, name: str, *, full_page: bool = True, settle_ms: int = 350) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.wait_for_timeout(settle_ms)  # let transitions settle
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
-
-
-@pytest.fixture(scope="module")
-def photo_file(workdir: Path) -> Path:
-    path = workdir / "meadow.jpg"
-    path.write_bytes(encode(landscape(800, 600, seed=3), "JPEG", quality=90))
-    return path
-
-
-def job_id_of(page: Any) -> str:
-    page.wait_for_function("() => /^#job=[0-9a-f]{32}$/.test(location.hash)")
-    hash_: str = page.evaluate("location.hash")
-    return hash_.removeprefix("#job=")
-
-
-def choose_photo(page: Any, photo: Path) -> None:
-    page.set_input_files("#file", str(photo))
-    page.wait_for_selector("#drop[data-state='photo']")
-    page.wait_for_function("() => document.querySelector('#preview').naturalWidth > 0")
-
-
 # Records what the progress view shows, on every change (sampling from Python would miss states
 # that last less than a round trip on a busy machine).
 TRAIL_JS = """() => {
@@ -204,10 +74,15 @@ def test_photo_to_picture_with_live_progress_downloads_history_and_regenerate(
 
     choose_photo(page, photo_file)
     assert f"800 {TIMES} 600" in page.inner_text("#photo-facts")
+    # Size and seed are folded under "More options", whose summary says what they are.
+    assert page.is_hidden("#sizes")
+    assert page.inner_text("#more-summary") == f"Medium 768 {TIMES} 576 · new seed each time"
+    page.click("#more > summary")
     # Size presets keep the 4:3 shape, snapped to 64.
     assert page.inner_text("#sizes .dims[data-long='768']") == f"768 {TIMES} 576"
     assert page.inner_text("#sizes .dims[data-long='512']") == f"512 {TIMES} 384"
     page.check("#sizes input[value='512']")
+    assert page.inner_text("#more-summary").startswith(f"Small 512 {TIMES} 384")
     page.get_by_role("button", name="Rainy evening").click()
     rainy = page.input_value("#prompt")
     assert rainy.startswith("Ghibli Studio style, quiet rainy evening")
@@ -328,8 +203,10 @@ def test_failed_job_is_explained_in_plain_words_and_can_be_retried(
 ) -> None:
     page, _console = open_page(live.url + "/")
     choose_photo(page, photo_file)
+    page.click("#more > summary")
     page.fill("#seed", str(FAIL_SEED))
     page.click("#lock")  # keep this seed: the Space fails every call with it
+    assert page.inner_text("#more-summary").endswith(f"seed {FAIL_SEED}")
     page.click("#go")
     page.wait_for_selector("#stage[data-view='error']", timeout=JOB_TIMEOUT_MS)
     assert page.inner_text("#error-title") == "The picture could not be painted"
@@ -418,19 +295,19 @@ def test_cancel_erases_the_job(
 def test_upload_problem_is_shown_in_plain_words(
     open_page: Any, held: tuple[Ingest, ScriptedConsumer], tmp_path: Path
 ) -> None:
+    """A file that starts like a JPEG but is not one passes the page's sniff (the first bytes) and
+    is refused by the server; the page explains the refusal in plain words."""
     ingest, _consumer = held
     page, console = open_page(ingest.url + "/")
-    console.expect(r"status of 415")  # the browser logs the API's refusal; that is the point here
-    fake = tmp_path / "holiday.jpg"
-    fake.write_bytes(b"this is not a photo at all, just some text " * 20)
-    page.set_input_files("#file", str(fake))
+    console.expect(r"status of 422")  # the browser logs the API's refusal; that is the point here
+    damaged = tmp_path / "holiday.jpg"
+    damaged.write_bytes(b"\xff\xd8\xff\xe0" + b"this is not a photo at all, just some text " * 20)
+    page.set_input_files("#file", str(damaged))
     page.wait_for_selector("#drop[data-state='photo']")
-    assert page.is_visible("#no-preview")
+    assert page.is_visible("#no-preview")  # the browser cannot show it; the server decides
     page.click("#go")
     page.wait_for_selector("#stage[data-view='error']")
-    assert page.inner_text("#error-text") == (
-        "That kind of file is not supported. Use a JPEG, PNG, WebP or HEIC photo."
-    )
+    assert page.inner_text("#error-text").startswith("That photo could not be read; it may be damaged.")
     assert page.is_hidden("#retry")  # the same file would be refused again
     shot(page, "11-upload-refused")
 
@@ -519,10 +396,12 @@ def test_labels_keyboard_and_contrast(open_page: Any, live: Ingest, scheme: str)
           document.addEventListener('focusin',
             e => window.reached.push(e.target.id || e.target.className)); }"""
     )
-    for _ in range(30):
+    page.click("#more > summary")  # size and seed are folded away until asked for
+    page.focus("#theme-toggle")
+    for _ in range(40):
         page.keyboard.press("Tab")
     reached: list[str] = page.evaluate("() => window.reached")
-    order = [reached.index(x) for x in ("choose", "prompt", "seed", "dice", "lock", "go")]
+    order = [reached.index(x) for x in ("choose", "example", "prompt", "seed", "dice", "lock", "go")]
     assert order == sorted(order), reached
     # Text contrast (WCAG AA: 4.5 for body text).
     for selector in (
@@ -531,6 +410,10 @@ def test_labels_keyboard_and_contrast(open_page: Any, live: Ingest, scheme: str)
         "#prompt",
         ".brand-tag",
         ".chip",
+        ".examples-label",
+        ".more-summary",
+        ".engine-note summary",
+        ".engine-how",
         "#go-label",
         ".foot p",
     ):
@@ -548,8 +431,12 @@ def test_page_is_served_with_a_strict_policy_and_nothing_from_other_hosts(live: 
     assert "default-src 'self'" in policy
     assert "script-src 'self'" in policy
     # No CDN, no fonts or scripts from elsewhere: the page works offline.
+    assert {"examples/cat.jpg", "examples/coffee.jpg", "examples/astronaut.jpg"} <= set(STATIC_FILES)
     for asset in ("/", *(f"/static/{name}" for name in STATIC_FILES)):
         response = httpx.get(live.url + asset)
         assert response.status_code == 200, asset
+        if asset.endswith((".jpg", ".png")):
+            assert len(response.content) <= 150_000, asset  # examples stay small
+            continue
         hosts = set(re.findall(r"https?://([^/\"'\s)]+)", response.text)) - {"www.w3.org"}
         assert hosts == set(), (asset, hosts)

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import httpx
 from redis.asyncio import Redis
 
+from jobs.blobs import RedisBlobStore
 from jobs.keys import Keys
 from jobs.model import Status
 from jobs.store import Claim, JobStore
@@ -52,8 +53,9 @@ def stack_env(redis: RedisServer, space_url: str, prefix: str, **extra: str) -> 
     )
 
 
-def start_ingest(env: dict[str, str], log_dir: Path, name: str) -> Ingest:
-    port = free_port()
+def start_ingest(env: dict[str, str], log_dir: Path, name: str, port: int | None = None) -> Ingest:
+    """`ghibli ingest` on a free port (or on `port`, to restart one where its clients expect it)."""
+    port = port or free_port()
     env = {**env, "GHIBLI_PORT": str(port), "GHIBLI_HOST": "127.0.0.1"}
     proc = ghibli(["ingest"], env, log_dir / f"ingest-{name}.log").start()
     url = f"http://127.0.0.1:{port}"
@@ -121,9 +123,12 @@ class ScriptedConsumer:
 
         async def take(store: JobStore, redis: Redis) -> Claim:
             await store.ensure_group()
-            for _ in range(50):
+            for attempt in range(50):
+                # First the entries an earlier take read past (delivered to this consumer, not
+                # claimed), then new ones.
+                start = "0" if attempt == 0 else ">"
                 reply: Any = await redis.xreadgroup(
-                    self.keys.group, self.name, {self.keys.stream: ">"}, count=100, block=100
+                    self.keys.group, self.name, {self.keys.stream: start}, count=100, block=100
                 )
                 for _stream, entries in reply or []:
                     for raw_id, fields in entries:
@@ -143,3 +148,13 @@ class ScriptedConsumer:
     def finish(self, claim: Claim, status: Status, **fields: object) -> None:
         verdict = run_async(lambda: self._call(lambda store, _r: store.finish(claim, status, **fields)))
         assert verdict == "ok", verdict
+
+    def succeed(self, claim: Claim, picture: bytes, media_type: str = "image/png") -> None:
+        """Store `picture` as the job's result and finish it, as a consumer does."""
+        key = f"out/{claim.job_id}/{claim.attempt}"
+
+        async def put(_store: JobStore, redis: Redis) -> None:
+            await RedisBlobStore(redis, self.keys).put(key, picture, 3600)
+
+        run_async(lambda: self._call(put))
+        self.finish(claim, Status.SUCCEEDED, result_key=key, result_type=media_type, progress=1, phase="done")

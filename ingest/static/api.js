@@ -72,11 +72,31 @@ export async function fetchResult(id, fmt) {
   return response.blob();
 }
 
+/** Whether the server answers at all (its liveness probe), within a few seconds. */
+export async function serverAnswers() {
+  const timeout = new AbortController();
+  const timer = setTimeout(() => timeout.abort(), 4000);
+  try {
+    const response = await fetch("/healthz", { cache: "no-store", signal: timeout.signal });
+    return response.ok;
+  } catch {
+    return false;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A failure that means the service is out of reach (as opposed to a refusal). */
+function isOutage(err) {
+  return err instanceof NetworkError || (err instanceof ApiProblem && [502, 503, 504].includes(err.status));
+}
+
 /**
  * Follow a job until it ends. Calls onJob(view) for every new version, onLink(state) with
- * "live" | "reconnecting" | "polling", and onGone(problem) when the job no longer exists.
- * Never gives up on a live job by itself: a job may wait hours for GPU quota and still finish.
- * Returns a function that stops following.
+ * "live" | "polling" | "reconnecting" (the stream dropped, the server answers) | "offline" (the
+ * server does not answer: an outage), and onGone(problem) when the job no longer exists.
+ * Never gives up on a live job by itself: a job may wait hours for GPU quota and still finish, and
+ * it resumes by itself after an outage. Returns a function that stops following.
  */
 export function followJob(id, { onJob, onLink = () => {}, onGone = () => {} }) {
   let stopped = false;
@@ -84,6 +104,8 @@ export function followJob(id, { onJob, onLink = () => {}, onGone = () => {} }) {
   let pollTimer = null;
   let lastVersion = -1;
   let failures = 0;
+  let outage = false;
+  let streamRetries = 0;
 
   const deliver = (job) => {
     if (stopped) return;
@@ -108,6 +130,13 @@ export function followJob(id, { onJob, onLink = () => {}, onGone = () => {} }) {
     try {
       deliver(await getJob(id));
       failures = 0;
+      if (outage && !stopped && typeof EventSource !== "undefined" && streamRetries < 3) {
+        // Back after an outage: live events again rather than polling for good.
+        outage = false;
+        streamRetries += 1;
+        openStream();
+        return;
+      }
       onLink("polling");
     } catch (err) {
       if (err instanceof ApiProblem && (err.status === 404 || err.status === 410)) {
@@ -116,9 +145,24 @@ export function followJob(id, { onJob, onLink = () => {}, onGone = () => {} }) {
         return;
       }
       failures += 1;
-      onLink("reconnecting");
+      outage = outage || isOutage(err);
+      onLink(isOutage(err) ? "offline" : "reconnecting");
     }
     if (!stopped) pollTimer = setTimeout(poll, Math.min(10000, 1500 * 2 ** Math.min(failures, 3)));
+  };
+
+  // The stream dropped and the browser is reconnecting: say "offline" at once when the server does
+  // not answer at all, "reconnecting" only when it keeps failing although the server is up.
+  const streamTrouble = async () => {
+    failures += 1;
+    const answers = await serverAnswers();
+    if (stopped || !source) return;
+    if (!answers) {
+      outage = true;
+      onLink("offline");
+    } else if (failures > 1) {
+      onLink("reconnecting");
+    }
   };
 
   const openStream = () => {
@@ -127,8 +171,15 @@ export function followJob(id, { onJob, onLink = () => {}, onGone = () => {} }) {
       return;
     }
     source = new EventSource(`/v1/jobs/${encodeURIComponent(id)}/events`);
+    // Connected (again): the server sends a snapshot only if the job changed meanwhile.
+    source.addEventListener("open", () => {
+      failures = 0;
+      outage = false;
+      onLink("live");
+    });
     source.addEventListener("status", (event) => {
       failures = 0;
+      outage = false;
       onLink("live");
       try {
         deliver(JSON.parse(event.data));
@@ -144,8 +195,7 @@ export function followJob(id, { onJob, onLink = () => {}, onGone = () => {} }) {
         poll();
       } else {
         // The browser reconnects by itself, resuming with Last-Event-ID.
-        failures += 1;
-        if (failures > 1) onLink("reconnecting");
+        streamTrouble();
       }
     });
   };

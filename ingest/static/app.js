@@ -2,6 +2,7 @@
 // before/after slider, downloads, and recent pictures kept in this browser.
 
 import { bindPhotoIntake, bindSettings, renderLock, renderPhotoFacts, renderPresets, renderSizes } from "./compose.js";
+import { loadEngine } from "./engine.js";
 import { renderHistory } from "./gallery.js";
 import { detectLang, lang, safeGet, safeSet, setLang, t } from "./i18n.js";
 import { cancelActive, openLink, paint } from "./job.js";
@@ -86,6 +87,7 @@ function start() {
   refreshWords();
   showView("idle");
   openLink();
+  loadEngine();
   document.documentElement.dataset.ready = "true";
 }
 

@@ -1,8 +1,9 @@
 // The left card: the photo (picker, camera, drop, paste, preview) and the settings.
 
 import { safeGet, safeSet, t } from "./i18n.js";
+import { showView } from "./progress.js";
 import { $, $$, DEFAULT_PROMPT, KEYS, PASS_THROUGH, PRESETS, SEED_MAX, state, toast, UPLOAD_MAX_SIDE } from "./state.js";
-import { bytes, decode, encode, randomSeed, sizeFor } from "./util.js";
+import { bytes, decode, encode, randomSeed, setHash, sizeFor, sniffType } from "./util.js";
 
 /* ---------------- the photo ---------------- */
 
@@ -12,8 +13,18 @@ export function showPhotoError(message) {
   box.hidden = !message;
 }
 
-export async function takePhoto(file) {
+/** A new choice starts over: the last photo's error, or a failed job's, no longer applies. */
+function clearErrors() {
   showPhotoError("");
+  if (state.shown && state.shown.kind === "error") {
+    state.retry = null;
+    setHash(null);
+    showView("idle");
+  }
+}
+
+export async function takePhoto(file) {
+  clearErrors();
   if (!file) return;
   if (file.type && !file.type.startsWith("image/")) {
     showPhotoError(t("error.notImage"));
@@ -23,11 +34,18 @@ export async function takePhoto(file) {
   let name = file.name || "photo.jpg";
   let width = 0;
   let height = 0;
+  // The first bytes say what the file is, whatever its name: what the server takes goes as it is
+  // (HEIC too, which browsers cannot show); anything else only if this browser can re-encode it.
+  const sniffed = await sniffType(file);
   const bitmap = await decode(file);
+  if (!sniffed && !bitmap) {
+    showPhotoError(t("error.notPhotoBytes", { name }));
+    return;
+  }
   if (bitmap) {
     width = bitmap.width;
     height = bitmap.height;
-    if (Math.max(width, height) > UPLOAD_MAX_SIDE || !PASS_THROUGH.has(file.type)) {
+    if (Math.max(width, height) > UPLOAD_MAX_SIDE || !PASS_THROUGH.has(sniffed)) {
       const out = await encode(bitmap, UPLOAD_MAX_SIDE, "image/jpeg", 0.92);
       if (out.blob) {
         blob = out.blob;
@@ -47,6 +65,19 @@ export async function takePhoto(file) {
   else preview.removeAttribute("src");
   renderPhotoFacts();
   renderSizes();
+  renderMoreSummary();
+}
+
+/** The example photos: fetched from this server and taken like a chosen file. */
+async function takeExample(button) {
+  try {
+    const response = await fetch(button.dataset.src);
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const blob = await response.blob();
+    await takePhoto(new File([blob], button.dataset.name, { type: blob.type || "image/jpeg" }));
+  } catch {
+    showPhotoError(t("examples.failed"));
+  }
 }
 
 export function renderPhotoFacts() {
@@ -64,6 +95,7 @@ export function bindPhotoIntake() {
   $("#choose").addEventListener("click", () => fileInput.click());
   $("#change").addEventListener("click", () => fileInput.click());
   $("#take").addEventListener("click", () => cameraInput.click());
+  for (const button of $$(".example")) button.addEventListener("click", () => takeExample(button));
   for (const input of [fileInput, cameraInput]) {
     input.addEventListener("change", () => {
       if (input.files && input.files[0]) takePhoto(input.files[0]);
@@ -149,6 +181,18 @@ export function renderSizes() {
     const size = photo ? sizeFor(Number(dims.dataset.long), photo.width, photo.height) : null;
     dims.textContent = size ? `${size.width} × ${size.height}` : `${dims.dataset.long} px`;
   }
+  renderMoreSummary();
+}
+
+/** What "More options" holds, shown on its summary line while it is folded. */
+export function renderMoreSummary() {
+  const checked = $("#sizes input:checked");
+  const dims = checked && checked.parentElement.querySelector(".dims");
+  const name = checked && checked.parentElement.querySelector("b");
+  const size = `${name ? name.textContent : ""}${dims ? ` ${dims.textContent}` : ""}`;
+  const raw = $("#seed").value.trim();
+  const seed = isLocked() && raw ? t("more.seedLocked", { seed: raw }) : t("more.seedNew");
+  $("#more-summary").textContent = t("more.summary", { size, seed });
 }
 
 export function isLocked() {
@@ -162,6 +206,7 @@ export function renderLock() {
   lock.setAttribute("aria-label", label);
   lock.title = label;
   $("#seed-hint").textContent = locked ? t("seed.hintLocked") : t("seed.hintUnlocked");
+  renderMoreSummary();
 }
 
 /** The seed field's value, null when empty; undefined (and an inline error) when invalid. */
@@ -192,7 +237,10 @@ export function bindSettings() {
   const sizeInput = savedSize && $(`#sizes input[value="${CSS.escape(savedSize)}"]`);
   if (sizeInput) sizeInput.checked = true;
   for (const input of $$("#sizes input")) {
-    input.addEventListener("change", () => safeSet(KEYS.size, input.value));
+    input.addEventListener("change", () => {
+      safeSet(KEYS.size, input.value);
+      renderMoreSummary();
+    });
   }
 
   const seed = $("#seed");
@@ -201,11 +249,13 @@ export function bindSettings() {
   seed.value = locked && safeGet(KEYS.seed) ? safeGet(KEYS.seed) : String(randomSeed());
   seed.addEventListener("input", () => {
     if (readSeed() !== undefined && isLocked()) safeSet(KEYS.seed, seed.value.trim());
+    renderMoreSummary();
   });
   $("#dice").addEventListener("click", () => {
     seed.value = String(randomSeed());
     readSeed();
     if (isLocked()) safeSet(KEYS.seed, seed.value);
+    renderMoreSummary();
   });
   $("#lock").addEventListener("click", () => {
     const now = !isLocked();

@@ -3,9 +3,10 @@
 import * as pictures from "./history.js";
 import { ApiProblem, cancelJob, fetchResult, followJob, getJob, isTerminal, submitJob } from "./api.js";
 import { isLocked, readSeed, selectedLongest, showPhotoError } from "./compose.js";
+import { noteEngine } from "./engine.js";
 import { renderHistory } from "./gallery.js";
 import { t } from "./i18n.js";
-import { renderJob, setBusy, showError, showView, startTicker, stopTicker } from "./progress.js";
+import { renderJob, revealStage, setBusy, showError, showView, startTicker, stopTicker } from "./progress.js";
 import { showPicture } from "./result.js";
 import { $, JOB_ID, state, toast } from "./state.js";
 import { explain, explainJob, randomSeed, scaled, setHash, sizeFor } from "./util.js";
@@ -23,6 +24,7 @@ export async function paint({ source = state.photo, params = null } = {}) {
   if (!chosen) {
     let seed = readSeed();
     if (seed === undefined) {
+      $("#more").open = true;
       $("#seed").focus();
       return;
     }
@@ -36,7 +38,9 @@ export async function paint({ source = state.photo, params = null } = {}) {
   }
   state.active = { id: null, job: null, source, stop: null, seenAt: Date.now() };
   state.statusText = "";
+  state.link = "live";
   showView("active");
+  $("#outage-note").hidden = true;
   $("#status-text").textContent = t("status.submitting");
   $("#bar").dataset.waiting = "true";
   $("#f-percent").textContent = "0%";
@@ -47,6 +51,7 @@ export async function paint({ source = state.photo, params = null } = {}) {
   $("#quota-note").hidden = true;
   $("#cancel").disabled = true;
   setBusy(true);
+  revealStage();
   let job;
   try {
     job = await submitJob(source.blob, source.name, chosen);
@@ -66,6 +71,7 @@ export function follow(job, source) {
   state.link = "live";
   setHash(job.id);
   showView("active", job.id);
+  noteEngine(job.engine);
   renderJob(job, true);
   startTicker();
   state.active.stop = followJob(job.id, {
@@ -130,6 +136,7 @@ export async function finished(job, source, watching) {
     params: job.params,
     tookMs,
     cached: Boolean(job.cache_hit),
+    engine: job.engine || null,
     result: blob,
     original: source ? await scaled(source.blob, 1024) : null,
     thumb: await scaled(blob, 360, "image/jpeg", 0.82),
@@ -146,6 +153,8 @@ export async function finished(job, source, watching) {
     /* history is a convenience: the picture is on screen and downloadable */
   }
   await renderHistory();
+  // Once the page below it has its new height (the history grew), or the scroll would be undone.
+  if (watching && state.shown && state.shown.kind === "picture" && state.shown.id === job.id) revealStage();
 }
 
 export async function cancelActive() {

@@ -14,6 +14,21 @@ export function showView(kind, id = null) {
   }
 }
 
+const calm = window.matchMedia("(prefers-reduced-motion: reduce)");
+
+/** Bring the stage into view when what it now shows is mostly off-screen (on a phone it sits under
+ * the form; on a desktop the visitor may have scrolled down to the button), and move the focus to
+ * its heading so keyboard and screen-reader users follow too. */
+export function revealStage() {
+  const stage = $("#stage");
+  const rect = stage.getBoundingClientRect();
+  const seen = Math.min(rect.bottom, window.innerHeight) - Math.max(rect.top, 0);
+  if (rect.top < 0 || seen < Math.min(rect.height, window.innerHeight) * 0.6) {
+    stage.scrollIntoView({ block: "start", behavior: calm.matches ? "auto" : "smooth" });
+  }
+  $("#stage-title").focus({ preventScroll: true });
+}
+
 export function setBusy(busy, percent = null) {
   const go = $("#go");
   go.disabled = busy;
@@ -65,8 +80,10 @@ export function renderJob(job, force = false) {
   const percent = shownPercent(job);
   setBusy(true, job.status === "running" && percent > 0 ? percent : null);
   if (!state.shown || state.shown.kind !== "active") return;
+  const offline = state.link === "offline";
   let line = statusLine(job);
   if (state.link === "reconnecting") line = t("status.reconnecting");
+  if (offline) line = t("status.offline");
   if (line !== state.statusText || force) {
     state.statusText = line;
     $("#status-text").textContent = line;
@@ -76,7 +93,8 @@ export function renderJob(job, force = false) {
   bar.setAttribute("aria-valuenow", String(percent));
   const waiting = job.status !== "running" || job.phase === "in_queue" || job.phase === "starting";
   bar.dataset.waiting = String(waiting && percent === 0);
-  bar.dataset.paused = String(job.status === "waiting_for_quota" || job.status === "retrying");
+  bar.dataset.paused = String(offline || job.status === "waiting_for_quota" || job.status === "retrying");
+  $("#outage-note").hidden = !offline;
   $("#f-percent").textContent = `${percent}%`;
   $("#f-phase").textContent = phaseWords(job);
   const queue = job.queue;
@@ -101,7 +119,10 @@ export function tick() {
   const now = Date.now();
   $("#f-elapsed").textContent = duration(now - Date.parse(job.created_at));
   let left = null;
-  if ((job.status === "waiting_for_quota" || job.status === "retrying") && job.resume_at) {
+  if (state.link === "offline" || state.link === "reconnecting") {
+    // Nothing is known while the server is out of reach: no estimate rather than a growing one.
+    left = null;
+  } else if ((job.status === "waiting_for_quota" || job.status === "retrying") && job.resume_at) {
     left = Date.parse(job.resume_at) - now;
   } else if (job.status === "running" && job.phase === "in_queue" && job.queue && job.queue.eta_seconds != null) {
     left = job.queue.eta_seconds * 1000 - (now - active.seenAt);
@@ -134,4 +155,5 @@ export function showError(info, retry = null) {
   state.retry = retry;
   renderError(info);
   showView("error");
+  revealStage();
 }

@@ -49,6 +49,7 @@ export function renderPictureMeta() {
   if (!p) return;
   const parts = [t("result.meta", { w: p.params.width, h: p.params.height, seed: p.params.seed, time: p.tookMs != null ? duration(p.tookMs) : "—" })];
   if (p.cached) parts.push(t("result.cached"));
+  if (p.engine && p.engine.kind === "offline-demo") parts.push(t("result.demo"));
   $("#result-meta").textContent = parts.join(" · ");
 }
 

@@ -52,6 +52,31 @@ export function setHash(id) {
   history.replaceState(null, "", id ? target : location.pathname + location.search);
 }
 
+const HEIC_BRANDS = new Set(["heic", "heix", "hevc", "hevx", "heim", "heis", "hevm", "hevs"]);
+const HEIF_BRANDS = new Set(["mif1", "msf1", "mif2"]);
+
+/** The image type from the first bytes, by the same rules as the server (ingest/images.py). */
+export function typeFromBytes(head) {
+  const ascii = (from, to) => String.fromCharCode(...head.slice(from, to));
+  if (head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff) return "image/jpeg";
+  if (ascii(0, 8) === "\x89PNG\r\n\x1a\n") return "image/png";
+  if (ascii(0, 4) === "RIFF" && ascii(8, 12) === "WEBP") return "image/webp";
+  if (ascii(0, 6) === "GIF87a" || ascii(0, 6) === "GIF89a") return "image/gif";
+  if (ascii(4, 8) === "ftyp") {
+    if (HEIC_BRANDS.has(ascii(8, 12))) return "image/heic";
+    if (HEIF_BRANDS.has(ascii(8, 12))) return "image/heif";
+  }
+  return null;
+}
+
+export async function sniffType(blob) {
+  try {
+    return typeFromBytes(new Uint8Array(await blob.slice(0, 32).arrayBuffer()));
+  } catch {
+    return null;
+  }
+}
+
 export async function decode(blob) {
   try {
     return await createImageBitmap(blob);
