@@ -270,7 +270,10 @@ def test_the_image_environment_runs_every_role_and_passes_its_healthchecks(tmp_p
             return done.returncode
 
         for name, port in (("space", "space"), ("ingest", "ingest"), ("metrics-exporter", "exporter")):
-            wait_until(lambda p=ports[port]: port_open(p), name, 180, by_name[name].proc)
+            try:
+                wait_until(lambda p=ports[port]: port_open(p), name, 180, by_name[name].proc)
+            except RuntimeError as exc:  # say why it exited (seen once under load: ingest exit 3)
+                raise AssertionError(f"{exc}\n{by_name[name].log()[-3000:]}") from None
             assert healthcheck(name) == 0, by_name[name].log()[-3000:]
 
         # The whole image works: one photo in, a picture out.
