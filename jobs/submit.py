@@ -9,6 +9,10 @@ Result cache: the same normalized photo with the same parameters (seed included)
 job created already `succeeded` with `cache_hit` set, without a stream entry or a Space call. The
 cached result is *copied* into the new job's own blob: every job owns its blobs, so deleting one job
 can never take away a picture another job still shows (the price: a second copy until the blob TTL).
+
+Durable acknowledgements (jobs/durable.py): with them on, an answer is returned only once the
+replicas confirmed the job, a replay included (its first answer may have been 503 not_durable);
+otherwise `NotDurable` reaches the caller, carrying what it would have answered.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
+from jobs.durable import NotDurable
 from jobs.model import JobParams, JobRecord, params_to_hash
 from jobs.scripts import load_script
 from jobs.store import EVENTS_MAXLEN, now_ms
@@ -110,7 +115,17 @@ class Submissions:
             return None
         if _text(fp) != fingerprint:
             raise IdempotencyConflict(_text(job))
-        return Accepted(_text(job), body.encode() if isinstance(body, str) else body or b"", "replay")
+        accepted = Accepted(_text(job), body.encode() if isinstance(body, str) else body or b"", "replay")
+        await self._vouch(accepted)
+        return accepted
+
+    async def _vouch(self, accepted: Accepted) -> None:
+        """A replay answers for a job written earlier, perhaps not yet on the replicas."""
+        try:
+            await self.store.durability.sync()
+        except NotDurable as exc:
+            exc.reply = accepted
+            raise
 
     async def submit(
         self,
@@ -157,14 +172,46 @@ class Submissions:
             fields |= {"input_key": input_key, "cache_key": self.keys.result_cache(digest)}
             mode, status = "queue", "queued"
         body = self._accepted_body(job_id, {**fields, "status": status, "version": "1"})
-        reply = await self._submit(
-            keys=[
+        try:
+            reply = await self._write(job_id, idem_digest, fingerprint, mode, body, fields)
+        except NotDurable as exc:
+            if _text(exc.reply[0]) != "created":
+                reply = exc.reply  # it wrote nothing; a replay vouches for its own job below
+            else:
+                exc.reply = Accepted(job_id, body, "cache_hit" if cached is not None else "queued")
+                raise
+        verdict = _text(reply[0])
+        if verdict == "created":
+            return Accepted(job_id, body, "cache_hit" if cached is not None else "queued")
+        if verdict == "replay":
+            # A racing request with the same key won; nothing refers to these blobs.
+            await self.blobs.delete(*written)
+            if not int(reply[2]):
+                raise IdempotencyConflict(_text(reply[1]))
+            accepted = Accepted(_text(reply[1]), bytes(reply[3]) if reply[3] else b"", "replay")
+            await self._vouch(accepted)
+            return accepted
+        raise RuntimeError(f"job id collision: {job_id}")
+
+    async def _write(
+        self,
+        job_id: str,
+        idem_digest: str | None,
+        fingerprint: str,
+        mode: str,
+        body: bytes,
+        fields: dict[str, str],
+    ) -> list[Any]:
+        """submit.lua, followed by WAIT when durable acknowledgements are on."""
+        reply: list[Any] = await self.store.durability.run(
+            self._submit,
+            [
                 self.keys.job(job_id),
                 self.keys.stream,
                 self.keys.events,
                 self.keys.idempotency(idem_digest or "-"),
             ],
-            args=[
+            [
                 job_id,
                 self.store.job_ttl_s,
                 EVENTS_MAXLEN,
@@ -175,16 +222,7 @@ class Submissions:
                 *(item for pair in fields.items() for item in pair),
             ],
         )
-        verdict = _text(reply[0])
-        if verdict == "created":
-            return Accepted(job_id, body, "cache_hit" if cached is not None else "queued")
-        if verdict == "replay":
-            # A racing request with the same key won; nothing refers to these blobs.
-            await self.blobs.delete(*written)
-            if not int(reply[2]):
-                raise IdempotencyConflict(_text(reply[1]))
-            return Accepted(_text(reply[1]), bytes(reply[3]) if reply[3] else b"", "replay")
-        raise RuntimeError(f"job id collision: {job_id}")
+        return reply
 
     async def _cached_result(self, job_id: str, digest: str) -> tuple[str, str] | None:
         """Copy a live cached result into this job's own blob; None on a miss."""

@@ -35,7 +35,9 @@ def test_up_submit_and_clean_shutdown(tmp_path: Path) -> None:
     ).start()
     try:
         wait_until(lambda: "ghibli-pipeline is up" in up.log(), "ghibli up", 120, up.proc)
-        assert httpx.get(f"http://127.0.0.1:{port}/readyz").json() == {"status": "ready"}
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz").json()
+        assert ready["status"] == "ready"
+        assert ready["redis"]["topology"] == "standalone"
         stack = children_of(up.pid)
         assert len(stack) >= 5, up.log()  # redis, space, ingest, 2 consumers
 

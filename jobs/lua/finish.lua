@@ -1,11 +1,12 @@
 -- End a job's run: the terminal status, its fields and the XACK + XDEL of the entry in one step.
--- Fenced like update.lua. A job cancelled meanwhile still has its entry acknowledged.
+-- Fenced like update.lua (a job that exists but was never claimed here, which a fail-over can
+-- leave behind, refuses it too). A job cancelled or erased meanwhile still has its entry acknowledged.
 -- On success, a job with a 'cache_key' field (set at submit) records its result there, so the
 -- same photo with the same parameters can reuse it without a Space call.
--- KEYS: job, events, stream, entries   ARGV: job_id, attempt, events_maxlen, status, group, entry_id,
+-- KEYS: job, events, stream, entries   ARGV: job_id, fence, events_maxlen, status, group, entry_id,
 --                                   now_ms, result_ttl_s, field, value, ...
-local state = redis.call('HMGET', KEYS[1], 'attempt', 'status')
-if state[1] and state[1] ~= ARGV[2] then
+local state = redis.call('HMGET', KEYS[1], 'fence', 'status')
+if state[2] and (state[1] or '') ~= ARGV[2] then
   return 'fenced'
 end
 redis.call('XACK', KEYS[3], ARGV[5], ARGV[6])
