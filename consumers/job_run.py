@@ -136,7 +136,7 @@ class JobRunner:
             JOB_QUEUE_WAIT.observe(max(now_ms() - record.created_at, 0) / 1000)
         JOBS_STARTED.inc()
         log.info("job started", failures=claim.failures)
-        image_path = self.workdir / f"{claim.job_id}-{claim.attempt}.img"
+        image_path = self.workdir / f"{claim.job_id}-{claim.run_name}.img"
         await anyio.Path(image_path).write_bytes(photo)
         writer = ProgressWriter(self.store, claim, partial(self._write_refused, running))
         try:
@@ -175,7 +175,7 @@ class JobRunner:
             return "discarded"
         if running.reason in (CANCELLED, MISSING):
             return await self._settle_stopped(running)
-        result_key = f"out/{claim.job_id}/{claim.attempt}"
+        result_key = f"out/{claim.job_id}/{claim.run_name}"
         await self.persist(partial(self.blobs.put, result_key, result.data, self.settings.blob_ttl_seconds))
         verdict = await self.end(
             self.store.finish,

@@ -60,10 +60,11 @@ async def redis_version(redis: Redis, key: str) -> tuple[int, ...]:
     return tuple(int(part) for part in str(info["redis_version"]).split(".")[:3])
 
 
-async def redis_identity(redis: Redis, key: str) -> tuple[str, float]:
-    """(run id, uptime in seconds) of the server holding `key`: a restart or fail-over changes the id."""
-    info = await server_info(redis, key)
-    return str(info["run_id"]), float(info["uptime_in_seconds"])
+async def redis_identity(redis: Redis, key: str) -> tuple[str, float, bool]:
+    """(run id, uptime in seconds, is it a primary) of the server holding `key`: a restart or a
+    fail-over changes the id; a connection still on a demoted primary answers as a replica."""
+    info = await server_info(redis, key, "default")
+    return str(info["run_id"]), float(info["uptime_in_seconds"]), info.get("role") == "master"
 
 
 class Reclaimer:

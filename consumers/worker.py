@@ -308,7 +308,9 @@ class Consumer:
         """How long the Redis holding the jobs has served this consumer: its uptime, or less when it
         replaced the server this consumer talked to before (a restart, or a fail-over promoting a
         replica that has been up for long)."""
-        run_id, uptime_s = await redis_identity(self.redis, self.keys.stream)
+        run_id, uptime_s, primary = await redis_identity(self.redis, self.keys.stream)
+        if not primary:  # an answer from a demoted primary (a switch in progress): not serving
+            return 0.0
         now = time.monotonic()
         if run_id != self._server_id:
             if self._server_id:

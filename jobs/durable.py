@@ -9,6 +9,11 @@ WAIT counts the replicas that have every write of *its own connection*, so the s
 travel in one pipeline, which redis-py sends on one connection (on a cluster: the slot owner's).
 A write the replicas did not confirm in time is still on the primary; the caller learns it from
 `NotDurable` and decides (ingest answers 503 not_durable; a consumer logs and counts it).
+
+With Sentinel, a replica's acknowledgement is not the whole story: while a fail-over is under way
+(a forced one, say) the old primary keeps accepting writes and its other replica may acknowledge
+them, yet the promoted replica never gets them. So after the WAIT the sentinels are asked once more
+(jobs/redis_sentinel.py): a write counts only if the primary it went to is still the primary.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
+from jobs.redis_sentinel import confirm_primary, sentinel_pool
 from jobs.redis_topology import on_slot_owner, server_info
 
 if TYPE_CHECKING:
@@ -91,15 +97,16 @@ class Durability:
             return
         target = await on_slot_owner(self._redis, self._anchor)
         command: Any = self._redis.execute_command  # untyped in redis-py
-        known = await command("COMMAND", "INFO", "WAITAOF", **target)
-        if isinstance(known, dict):  # a cluster client's per-node answer
-            (known,) = known.values()
-        if not known or known[0] is None:
+        try:
+            await command("WAITAOF", 0, 0, 0, **target)  # asks for nothing: answers at once where known
+        except ResponseError as exc:
+            if "unknown command" not in str(exc).lower():
+                raise
             version = (await server_info(self._redis, self._anchor)).get("redis_version", "?")
             raise DurabilityUnavailable(
                 f"GHIBLI_DURABLE_FSYNC needs WAITAOF (Redis >= 7.2); this Redis is {version}. "
                 "Turn it off, or upgrade Redis."
-            )
+            ) from None
         persistence = await server_info(self._redis, self._anchor, "persistence")
         if not int(persistence.get("aof_enabled", 0)):
             raise DurabilityUnavailable(
@@ -112,6 +119,7 @@ class Durability:
             return await script(keys=list(keys), args=list(args))
         target = await on_slot_owner(self._redis, keys[0])
         for _ in range(2):
+            before = await self._primary()
             async with self._redis.pipeline(transaction=False) as pipe:
                 pipe.evalsha(script.sha, len(keys), *keys, *args)
                 pipe.execute_command(*self._command(), **target)
@@ -121,7 +129,7 @@ class Durability:
                 continue
             if isinstance(reply, Exception):
                 raise reply
-            self._verify(reply, confirmed)
+            await self._verify(reply, confirmed, before)
             return reply
         raise NoScriptError("the script vanished from Redis twice in a row")
 
@@ -134,15 +142,29 @@ class Durability:
         if not self.enabled:
             return
         target = await on_slot_owner(self._redis, self._anchor)
+        before = await self._primary()
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.incr(self._anchor)
             pipe.execute_command(*self._command(), **target)
             _, confirmed = await pipe.execute(raise_on_error=False)
-        self._verify(None, confirmed)
+        await self._verify(None, confirmed, before)
 
-    def _verify(self, reply: Any, confirmed: Any) -> None:
+    async def _primary(self) -> tuple[str, int] | None:
+        """With Sentinel, the primary the pool's connections go to now (asked for if not known)."""
+        pool = sentinel_pool(self._redis)
+        if pool is None:
+            return None
+        address: tuple[str, int] | None = pool.master_address
+        return address if address is not None else await pool.check_primary()
+
+    async def _verify(self, reply: Any, confirmed: Any, before: tuple[str, int] | None) -> None:
         if isinstance(confirmed, Exception):
             raise confirmed
+        self._count(reply, confirmed)
+        if not await confirm_primary(self._redis, before):
+            raise NotDurable(reply, "a primary that is being replaced", "the current primary")
+
+    def _count(self, reply: Any, confirmed: Any) -> None:
         if isinstance(confirmed, dict):  # a cluster client's per-node answer
             (confirmed,) = confirmed.values()
         if self.fsync:

@@ -4,10 +4,10 @@ Every process (ingest, consumers, the webhook dispatcher, the exporter, the CLI)
 here, from REDIS_URL (the forms are in jobs/redis_url.py and docs/redis-ha.md), so all of them follow
 a fail-over the same way:
 
-- Sentinel: redis-py's Sentinel client. Each new connection asks the sentinels for the current
-  primary; a connection that meets a demoted primary (READONLY) is dropped, and the pool drops its
-  idle connections once the sentinels name another primary. Callers see `REDIS_DOWN` errors during
-  the switch and retry with their usual outage back-off (consumers/outage.py).
+- Sentinel: redis-py's Sentinel client with a pool that follows the primary closely
+  (jobs/redis_sentinel.py): no connection to a primary the sentinels replaced or are replacing.
+  Callers see `REDIS_DOWN` errors during the switch and retry with their usual outage back-off
+  (consumers/outage.py).
 - Cluster: redis-py's cluster client; it follows MOVED/ASK and routes each command and script by its
   key's slot. All keys share one hash tag, so everything goes to the node owning that slot.
 
@@ -23,10 +23,8 @@ from typing import Any, cast
 
 import redis as redis_sync
 import redis.cluster as sync_cluster
-import redis.sentinel as sync_sentinel
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
-from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.exceptions import (
     ClusterDownError,
     ReadOnlyError,
@@ -36,6 +34,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from jobs.redis_sentinel import BlockingSentinelPool, Sentinels, SyncSentinelPool, SyncSentinels
 from jobs.redis_url import RedisTarget, parse_redis_url
 
 __all__ = ["BLOCK_MS", "REDIS_DOWN", "connect", "connect_sync", "is_unblocked_by_failover"]
@@ -61,10 +60,7 @@ REDIS_DOWN: tuple[type[Exception], ...] = (
 )
 
 
-# redis-py leaves its Sentinel classes and the synchronous cluster node untyped.
-_SENTINEL: Any = Sentinel
-_SYNC_SENTINEL: Any = sync_sentinel.Sentinel
-_SYNC_CLUSTER_NODE: Any = sync_cluster.ClusterNode
+_SYNC_CLUSTER_NODE: Any = sync_cluster.ClusterNode  # untyped in redis-py
 
 
 def is_unblocked_by_failover(exc: BaseException) -> bool:
@@ -90,17 +86,6 @@ def _sentinel_kwargs(target: RedisTarget) -> dict[str, Any]:
     }
 
 
-class _BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
-    """Sentinel's pool that waits for a free connection (as the plain pool here does) instead of
-    raising, and closes the sentinel clients with itself."""
-
-    async def aclose(self) -> None:
-        try:
-            await super().aclose()
-        finally:
-            await self.sentinel_manager.aclose()
-
-
 def connect(url: str, *, max_connections: int = 64, name: str = "ghibli") -> Redis:
     """A client that waits for a free connection instead of raising (on a cluster: at most
     `max_connections` per node, and it raises MaxConnectionsError, a REDIS_DOWN error, beyond).
@@ -110,7 +95,7 @@ def connect(url: str, *, max_connections: int = 64, name: str = "ghibli") -> Red
     target = parse_redis_url(url)
     common = _common(name, SOCKET_TIMEOUT_S)
     if target.topology == "sentinel":
-        sentinel = _SENTINEL(
+        sentinel = Sentinels(
             list(target.nodes),
             sentinel_kwargs=_sentinel_kwargs(target),
             username=target.username,
@@ -120,7 +105,7 @@ def connect(url: str, *, max_connections: int = 64, name: str = "ghibli") -> Red
         )
         client: Redis = sentinel.master_for(
             target.service,
-            connection_pool_class=_BlockingSentinelPool,
+            connection_pool_class=BlockingSentinelPool,
             max_connections=max_connections,
             timeout=20,
         )
@@ -140,14 +125,6 @@ def connect(url: str, *, max_connections: int = 64, name: str = "ghibli") -> Red
     return Redis(connection_pool=pool)
 
 
-class _SyncSentinelPool(sync_sentinel.SentinelConnectionPool):
-    def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self.sentinel_manager.close()
-
-
 def connect_sync(
     url: str, *, name: str, decode_responses: bool = False, socket_timeout: float = 5.0
 ) -> redis_sync.Redis:
@@ -155,7 +132,7 @@ def connect_sync(
     target = parse_redis_url(url)
     common = {**_common(name, socket_timeout), "socket_connect_timeout": 3.0}
     if target.topology == "sentinel":
-        sentinel = _SYNC_SENTINEL(
+        sentinel = SyncSentinels(
             list(target.nodes),
             sentinel_kwargs=_sentinel_kwargs(target),
             username=target.username,
@@ -164,9 +141,7 @@ def connect_sync(
             decode_responses=decode_responses,
             **common,
         )
-        client: redis_sync.Redis = sentinel.master_for(
-            target.service, connection_pool_class=_SyncSentinelPool
-        )
+        client: redis_sync.Redis = sentinel.master_for(target.service, connection_pool_class=SyncSentinelPool)
         return client
     if target.topology == "cluster":
         cluster = sync_cluster.RedisCluster(

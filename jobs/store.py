@@ -63,6 +63,12 @@ class Claim(msgspec.Struct, frozen=True):
     failures: int = 0  # failed calls before this attempt (retries count them; quota waits do not)
     fence: str = ""
 
+    @property
+    def run_name(self) -> str:
+        """This claim's own name for what it writes (result blob, scratch file): "attempt-nonce",
+        so two runs under the same attempt number never share one."""
+        return self.fence.replace(":", "-") or str(self.attempt)
+
 
 class ClaimRefused(msgspec.Struct, frozen=True):
     """Why a delivered entry is not run.

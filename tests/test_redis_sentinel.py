@@ -16,22 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.failover_kit import CONCURRENCY, CONSUMERS, Stack, chaos
+from tests.failover_kit import CONCURRENCY, CONSUMERS, Stack, chaos, ha_space
 from tests.ha_kit import SentinelSet, sigkill
-from tests.procs import start_space
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def ha_space(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
-    """The offline Space, fast engine slowed to 1.5-2.5 s a call, with its call log."""
-    workdir = tmp_path_factory.mktemp("ha-space")
-    call_log = workdir / "calls.jsonl"
-    extra = ["--delay", "1.5", "--jitter", "1", "--concurrency", "32", "--call-log", str(call_log)]
-    proc, url = start_space(workdir, engine="fast", extra=extra, timeout_s=240)
-    yield url, call_log
-    proc.stop()
+__all__ = ["ha_space"]  # a fixture (tests/failover_kit.py)
 
 
 @pytest.fixture
