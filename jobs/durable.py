@@ -121,7 +121,8 @@ class Durability:
         for _ in range(2):
             before = await self._primary()
             async with self._redis.pipeline(transaction=False) as pipe:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
+                # execute_command: the cluster pipeline blocks its evalsha() method, not the command.
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
                 pipe.execute_command(*self._command(), **target)
                 reply, confirmed = await pipe.execute(raise_on_error=False)
             if isinstance(reply, NoScriptError):  # nothing ran: load it (every primary) and go again

@@ -178,7 +178,7 @@ class SyncSentinelPool(sync_sentinel.SentinelConnectionPool):
 
 
 def sentinel_pool(redis: Redis) -> BlockingSentinelPool | None:
-    pool = redis.connection_pool
+    pool = getattr(redis, "connection_pool", None)  # a cluster client has none
     return pool if isinstance(pool, BlockingSentinelPool) else None
 
 

@@ -46,6 +46,7 @@ CONSUMERS = 2
 CONCURRENCY = 8
 LEASE_S = 10  # renewed every ~3.3 s: a fail-over of a few seconds does not expire live leases
 CALL_TIMEOUT_S = 30
+SUBMIT_FOR_S = 120  # a careful client retries a refused submission this long
 TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
 PHOTO = encode(landscape(320, 240), "JPEG", quality=85)
 
@@ -170,7 +171,11 @@ async def chaos(
     async def submit(client: httpx.AsyncClient, i: int) -> None:
         await anyio.sleep(max(0.0, began + i * PACE_S - time.monotonic()))
         form = {"seed": str(seeds[i]), "width": "256", "height": "256"}
+        give_up = time.monotonic() + SUBMIT_FOR_S
         while True:
+            assert time.monotonic() < give_up, (
+                f"submission {i} refused for {SUBMIT_FOR_S} s: {report.refused}"
+            )
             try:
                 response = await client.post(
                     "/v1/jobs",

@@ -157,10 +157,12 @@ class SentinelSet:
 
 @dataclass
 class ClusterSet:
-    """Three masters with the slots split in three (CLUSTER ADDSLOTSRANGE), and one replica of the
-    master that owns the slot of `hash_tag` (so that master can be killed and replaced)."""
+    """Three masters with the slots split in three (CLUSTER ADDSLOTSRANGE), and two replicas of the
+    master that owns the slot of `hash_tag`: that master can be killed and replaced, and the new one
+    still has a replica (for GHIBLI_DURABLE_REPLICAS=1), as with Sentinel."""
 
     workdir: Path
+    replicas: int = 2
     hash_tag: str = "ghibli"
     nodes: list[RedisServer] = field(default_factory=list)
     bus_ports: dict[int, int] = field(default_factory=dict)
@@ -170,6 +172,8 @@ class ClusterSet:
         extra = (
             *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
             *("--cluster-node-timeout", str(NODE_TIMEOUT_MS), "--cluster-port", str(bus)),
+            # Both replicas stay with the jobs' shard (Redis would move one to a shard without any).
+            *("--cluster-allow-replica-migration", "no"),
         )
         node = RedisServer(self.workdir / name, appendonly=True, extra=extra).start()
         self.bus_ports[node.port] = bus
@@ -192,15 +196,18 @@ class ClusterSet:
                 c.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
         wait_until(self._all_ok, "cluster state ok everywhere", 60)
         owner = self.owner_port()
-        replica = self._node("replica")
-        self._meet(replica, self.server(owner))
         owner_id = self._node_id(owner)
-        wait_until(lambda: owner_id in self._nodes_text(replica.port), "replica to learn the cluster", 30)
-        with client(replica.port) as c:
-            c.execute_command("CLUSTER", "REPLICATE", owner_id)
-        wait_until(
-            lambda: info(replica.port, "replication").get("master_link_status") == "up", "cluster replica", 30
-        )
+        for i in range(self.replicas):
+            replica = self._node(f"replica{i}")
+            self._meet(replica, self.server(owner))
+            wait_until(
+                lambda r=replica: owner_id in self._nodes_text(r.port), "replica to learn the cluster", 30
+            )
+            with client(replica.port) as c:
+                c.execute_command("CLUSTER", "REPLICATE", owner_id)
+            wait_until(
+                lambda r=replica: info(r.port, "replication").get("master_link_status") == "up", "replica", 30
+            )
         wait_until(self._all_ok, "cluster state ok everywhere", 30)
         return self
 
@@ -234,7 +241,7 @@ class ClusterSet:
                     first, _, last = item.partition("-")
                     if first.isdigit() and int(first) <= self.slot <= int(last or first):
                         return int(address.split("@")[0].rsplit(":", 1)[1])
-        raise RuntimeError(f"no node owns slot {self.slot}")
+        raise LookupError(f"no node owns slot {self.slot}")
 
     def url(self, *, avoid_owner: bool = True) -> str:
         """A URL naming one master that does NOT own the slot (the client must find the owner)."""
@@ -244,7 +251,10 @@ class ClusterSet:
 
     def wait_for_new_owner(self, old_port: int, timeout_s: float = 60) -> int:
         def switched() -> bool:
-            port = self.owner_port()
+            try:
+                port = self.owner_port()
+            except LookupError:  # the old owner is marked failed, no replica promoted yet
+                return False
             return port != old_port and info(port, "replication")["role"] == "master" and self._all_ok()
 
         wait_until(switched, "cluster fail-over", timeout_s)
