@@ -13,7 +13,7 @@ a fail-over the same way:
 
 A cluster client is handed out typed as `Redis`: it is not a subclass, but it has the same command
 methods (redis-py's cluster command mixins), and the code is written against those. The few commands
-that go to "a node" rather than "the key's node" on a cluster (INFO, PING, SCAN, WAIT) are sent
+that go to "a node" rather than "the key's node" on a cluster (INFO, SCAN, WAIT) are sent
 through jobs/redis_topology.py, which points them at the slot's owner.
 """
 

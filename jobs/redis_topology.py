@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING, Any
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.sentinel import SentinelConnectionPool
 
-from jobs.redis_url import parse_redis_url
-
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
@@ -73,9 +71,6 @@ class PrimaryInUse:
     address: str  # host:port (or the socket path) of the server the pipeline's writes go to
     role: str  # that server's own view: master, or slave while a fail-over is under way
 
-    def describe(self) -> str:
-        return f"{self.topology} primary {self.address} (role {self.role})"
-
 
 async def primary_in_use(redis: Redis, key: str) -> PrimaryInUse:
     """Which server the pipeline's writes go to now, and whether it still thinks it is the primary.
@@ -98,8 +93,3 @@ async def primary_in_use(redis: Redis, key: str) -> PrimaryInUse:
         address = str(kwargs["path"]) if "path" in kwargs else f"{kwargs.get('host')}:{kwargs.get('port')}"
     info = await server_info(redis, key, "replication")
     return PrimaryInUse(topology, address, str(info.get("role", "unknown")))
-
-
-def describe_url(url: str) -> str:
-    """The REDIS_URL's topology and nodes, without passwords."""
-    return parse_redis_url(url).describe()

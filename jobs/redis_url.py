@@ -46,15 +46,6 @@ class RedisTarget:
     sentinel_username: str | None = None
     sentinel_password: str | None = None
 
-    def describe(self) -> str:
-        """For logs and readiness: the topology and where it is found, never a password."""
-        where = ",".join(f"{host}:{port}" for host, port in self.nodes)
-        if self.topology == "sentinel":
-            return f"sentinel {self.service} via {where}"
-        if self.topology == "cluster":
-            return f"cluster via {where}"
-        return f"standalone {redacted_url(self.url)}"
-
 
 def redacted_url(url: str) -> str:
     """The URL without its passwords (the data nodes' in the user info, the sentinels' in the query)."""
