@@ -29,7 +29,17 @@ from pathlib import Path
 from bench.procs import Stack, redis_binary
 from bench.report import Report, Row, load_average
 
-SECTIONS = ("overhead", "throughput", "scaling", "ingest", "memory", "recovery", "fanout", "stylizer")
+SECTIONS = (
+    "overhead",
+    "throughput",
+    "scaling",
+    "ingest",
+    "memory",
+    "recovery",
+    "fanout",
+    "stylizer",
+    "durable",
+)
 NUMBERS = {name: i + 1 for i, name in enumerate(SECTIONS)}
 
 

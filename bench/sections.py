@@ -1,4 +1,4 @@
-"""The eight sections with their full and --quick sizes; `bench/__main__.py` runs them in order.
+"""The nine sections with their full and --quick sizes; `bench/__main__.py` runs them in order.
 
 Sections 1-3 and 5-7 send the same 640x480 photo and ask for 256x256 pictures, the smallest the
 Space accepts: the offline Space shares the two cores with everything else here, so its own work
@@ -11,6 +11,7 @@ import statistics
 from typing import TYPE_CHECKING
 
 from bench.direct import CLIENTS
+from bench.durable import run_durable
 from bench.fanout import fanout_rows, measure_fanout
 from bench.ingest_load import run_space_uploads, run_uploads, upload_rows
 from bench.memory import consumer_memory, memory_rows, queued_job_memory
@@ -25,7 +26,17 @@ from bench.throughput import Level, LevelResult, measure_level, scaling_rows, th
 if TYPE_CHECKING:
     from bench.__main__ import Run
 
-__all__ = ["fanout", "ingest", "memory", "overhead", "recovery", "scaling", "stylizer", "throughput"]
+__all__ = [
+    "durable",
+    "fanout",
+    "ingest",
+    "memory",
+    "overhead",
+    "recovery",
+    "scaling",
+    "stylizer",
+    "throughput",
+]
 
 SIZE = 256  # pixels, square: the picture every job asks for
 
@@ -139,3 +150,12 @@ def stylizer(run: Run) -> None:
                 passed=worst <= BUDGET_MS_PER_MP if budget else None,
             )
         )
+
+
+def durable(run: Run) -> None:
+    stack = run.stack("durable")
+    try:
+        raw, _stored = job_photo(run.workdir)
+        run_durable(run.report, stack, raw, quick=run.quick, workdir=run.workdir)
+    finally:
+        stack.close()

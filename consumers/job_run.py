@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
@@ -24,10 +24,12 @@ from consumers.outage import REDIS_DOWN, Backoff
 from consumers.progress import ProgressWriter
 from consumers.retry import plan_failure
 from consumers.space_client import SpaceUpdate
+from jobs.durable import NotDurable
 from jobs.logs import get_logger
 from jobs.model import JobRecord, Status
 from jobs.store import Claim, FollowersWaiting, JobStore, now_ms
 from metrics.definitions import (
+    ENDS_NOT_DURABLE,
     JOB_END_TO_END,
     JOB_QUEUE_WAIT,
     JOBS_DEAD_LETTERED,
@@ -102,6 +104,19 @@ class JobRunner:
                 log.warning("redis unavailable, will retry", error=str(exc), retry_in_s=round(delay, 2))
                 await anyio.sleep(delay)
 
+    async def end(self, write: Callable[..., Awaitable[str]], claim: Claim, *args: Any, **kwargs: Any) -> str:
+        """A job's end (finish or dead letter), waiting out outages; its verdict.
+
+        With durable acknowledgements on, the end counts as done once the replicas confirmed it. If
+        they did not in time, it still happened on the primary: logged and counted (a fail-over now
+        could make the job run once more, which the fence keeps harmless), never retried blindly."""
+        try:
+            return await self.persist(partial(write, claim, *args, **kwargs))
+        except NotDurable as exc:
+            ENDS_NOT_DURABLE.inc()
+            log.warning("job end not confirmed by the replicas", confirmed=exc.confirmed, wanted=exc.wanted)
+            return str(exc.reply)
+
     async def run(self, running: Running) -> str:
         """Run the job; returns the outcome (for logs and the run-time histogram)."""
         claim = running.claim
@@ -121,7 +136,7 @@ class JobRunner:
             JOB_QUEUE_WAIT.observe(max(now_ms() - record.created_at, 0) / 1000)
         JOBS_STARTED.inc()
         log.info("job started", failures=claim.failures)
-        image_path = self.workdir / f"{claim.job_id}-{claim.attempt}.img"
+        image_path = self.workdir / f"{claim.job_id}-{claim.run_name}.img"
         await anyio.Path(image_path).write_bytes(photo)
         writer = ProgressWriter(self.store, claim, partial(self._write_refused, running))
         try:
@@ -160,30 +175,28 @@ class JobRunner:
             return "discarded"
         if running.reason in (CANCELLED, MISSING):
             return await self._settle_stopped(running)
-        result_key = f"out/{claim.job_id}/{claim.attempt}"
+        result_key = f"out/{claim.job_id}/{claim.run_name}"
         await self.persist(partial(self.blobs.put, result_key, result.data, self.settings.blob_ttl_seconds))
         # Jobs merged into this one each get their own copy first (finish() names them); a copy made
         # for a follower that is cancelled before finish() lands is left to the blob TTL.
         copies: dict[str, str] = {}
         while True:
             try:
-                verdict = await self.persist(
-                    partial(
-                        self.store.finish,
-                        claim,
-                        Status.SUCCEEDED,
-                        copies=copies,
-                        result_key=result_key,
-                        result_type=result.media_type,
-                        token_alias=result.token_alias,
-                        progress=1,
-                        phase="done",
-                    )
+                verdict = await self.end(
+                    self.store.finish,
+                    claim,
+                    Status.SUCCEEDED,
+                    copies=copies,
+                    result_key=result_key,
+                    result_type=result.media_type,
+                    token_alias=result.token_alias,
+                    progress=1,
+                    phase="done",
                 )
                 break
             except FollowersWaiting as waiting:
                 for job_id in waiting.followers:
-                    copies[job_id] = f"out/{job_id}/{claim.attempt}"
+                    copies[job_id] = f"out/{job_id}/{claim.run_name}"
                     await self.persist(
                         partial(self.blobs.put, copies[job_id], result.data, self.settings.blob_ttl_seconds)
                     )
@@ -205,9 +218,9 @@ class JobRunner:
     async def _ours(self, claim: Claim, result_key: str) -> bool:
         """Did an earlier try of our finish() land (its reply lost in an outage)?"""
         fields = await self.persist(
-            partial(self.store.redis.hmget, self.store.keys.job(claim.job_id), ["attempt", "result_key"])
+            partial(self.store.redis.hmget, self.store.keys.job(claim.job_id), ["fence", "result_key"])
         )
-        return fields == [str(claim.attempt).encode(), result_key.encode()]
+        return fields == [claim.fence.encode(), result_key.encode()]
 
     async def _after_failure(self, running: Running, record: JobRecord, error: SpaceError | QuotaWait) -> str:
         claim = running.claim
@@ -225,16 +238,14 @@ class JobRunner:
         if plan.action == "fail":
             return await self._fail(running, record, plan.error_code, plan.error_message)
         if plan.action == "dead_letter":
-            verdict = await self.persist(
-                partial(
-                    self.store.dead_letter,
-                    claim,
-                    reason="max_attempts",
-                    error_code=plan.error_code,
-                    error_message=plan.error_message,
-                    count_failure=True,
-                    consumer=self.consumer,
-                )
+            verdict = await self.end(
+                self.store.dead_letter,
+                claim,
+                reason="max_attempts",
+                error_code=plan.error_code,
+                error_message=plan.error_message,
+                count_failure=True,
+                consumer=self.consumer,
             )
             if verdict == "ok":
                 JOBS_DEAD_LETTERED.labels(reason="max_attempts").inc()
@@ -262,15 +273,13 @@ class JobRunner:
         return plan.status.value
 
     async def _fail(self, running: Running, record: JobRecord, code: str, message: str) -> str:
-        verdict = await self.persist(
-            partial(
-                self.store.finish,
-                running.claim,
-                Status.FAILED,
-                error_code=code,
-                error_message=message,
-                phase="failed",
-            )
+        verdict = await self.end(
+            self.store.finish,
+            running.claim,
+            Status.FAILED,
+            error_code=code,
+            error_message=message,
+            phase="failed",
         )
         if verdict != "ok":
             return self._refused(verdict)
@@ -283,7 +292,7 @@ class JobRunner:
 
         finish() never overwrites a terminal state and acks the entry of an erased job.
         """
-        verdict = await self.persist(partial(self.store.finish, running.claim, Status.CANCELLED))
+        verdict = await self.end(self.store.finish, running.claim, Status.CANCELLED)
         log.info("job stopped", reason=running.reason, verdict=verdict)
         return CANCELLED
 

@@ -10,6 +10,7 @@ from consumers.space_call import SpaceCaller
 from consumers.tokens import TokenConfigError
 from consumers.worker import Consumer, ConsumerNameTaken
 from jobs.blobs import open_blob_store
+from jobs.durable import Durability
 from jobs.keys import Keys
 from jobs.logs import get_logger
 from jobs.redis_conn import connect
@@ -27,7 +28,11 @@ async def _serve(settings: Settings) -> None:
     redis = connect(settings.redis_url, name=f"consumer:{settings.resolved_consumer_name}")
     try:
         store = JobStore(
-            redis, keys, job_ttl_s=settings.job_ttl_seconds, blob_ttl_s=settings.blob_ttl_seconds
+            redis,
+            keys,
+            job_ttl_s=settings.job_ttl_seconds,
+            blob_ttl_s=settings.blob_ttl_seconds,
+            durability=Durability.from_settings(redis, keys, settings),
         )
         blobs = open_blob_store(redis, keys, settings.blob_dir)
         try:

@@ -1,22 +1,20 @@
 """Riding out Redis outages: which errors mean "Redis is away", and how long to wait between tries.
 
-A consumer never dies because Redis restarted: every loop catches these, waits a short jittered
-back-off and asks again (redis-py reconnects on the next command). The back-off stays short
-(at most a couple of seconds) because after an outage the first thing to do is renew leases,
-and every second of downtime already counts as idle time of the entries this consumer owns.
+A consumer never dies because Redis restarted or failed over: every loop catches these (the list is
+jobs.redis_conn.REDIS_DOWN, shared with ingest), waits a short jittered back-off and asks again
+(redis-py reconnects on the next command; with Sentinel or Cluster, to the new primary). The
+back-off stays short (at most a couple of seconds) because after an outage the first thing to do
+is renew leases, and every second of downtime already counts as idle time of the entries this
+consumer owns.
 """
 
 from __future__ import annotations
 
 import random
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from jobs.redis_conn import REDIS_DOWN
 
 __all__ = ["REDIS_DOWN", "Backoff"]
-
-# BusyLoadingError (Redis replaying its AOF after a restart) is a ConnectionError too.
-REDIS_DOWN: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, ConnectionError)
 
 
 class Backoff:

@@ -3,13 +3,16 @@
 Every consumer runs both (no leader to elect): XAUTOCLAIM hands each idle entry to exactly one
 claimer, and the reaper's check-and-delete is one script.
 
-Downtime counts as idle time in Redis: after a restart every in-flight entry looks expired. So
-nothing is reclaimed until the server has been up for two renewal periods (`restart_guard_s`:
-live consumers renew every lease/3 and retry every <= 2 s while Redis is away, so by then they
-have renewed what they run) and until this consumer has renewed its own leases since it last lost
-the connection. Entries handed back on purpose (consumers.lease.RELEASE_IDLE_MS: an hour idle) are
-the exception: they are taken at once, also right after a restart, so a job a stopping consumer
-handed back (`ghibli up` stopped with a second Ctrl-C) runs again as soon as the stack is back.
+Downtime counts as idle time in Redis: after a restart every in-flight entry looks expired, and
+after a fail-over every entry looks idle for as long as the switch took. So nothing is reclaimed
+until the server has served for two renewal periods (`restart_guard_s`: live consumers renew every
+lease/3 and retry every <= 2 s while Redis is away, so by then they have renewed what they run) and
+until this consumer has renewed its own leases since it last lost the connection. "Served" is its
+uptime, or the time since this consumer first saw it when it replaced another server (a fail-over
+promotes a replica that has been up for long; its run id tells it apart). Entries handed back on
+purpose (consumers.lease.RELEASE_IDLE_MS: an hour idle) are the exception: they are taken at once,
+also right after a restart, so a job a stopping consumer handed back (`ghibli up` stopped with a
+second Ctrl-C) runs again as soon as the stack is back.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from jobs.redis_topology import server_info
 from jobs.scripts import load_script
 
 if TYPE_CHECKING:
@@ -24,7 +28,7 @@ if TYPE_CHECKING:
 
     from jobs.keys import Keys
 
-__all__ = ["Reaper", "Reclaimed", "Reclaimer", "redis_uptime_s", "redis_version", "restart_guard_s"]
+__all__ = ["Reaper", "Reclaimed", "Reclaimer", "redis_identity", "redis_version", "restart_guard_s"]
 
 MIN_VERSION = (6, 2)
 
@@ -53,14 +57,17 @@ class Reclaimed:
     deleted: list[str] = field(default_factory=list)
 
 
-async def redis_version(redis: Redis) -> tuple[int, ...]:
-    info = await redis.info("server")
+async def redis_version(redis: Redis, key: str) -> tuple[int, ...]:
+    """The version of the server holding `key` (on a cluster: its slot's owner)."""
+    info = await server_info(redis, key)
     return tuple(int(part) for part in str(info["redis_version"]).split(".")[:3])
 
 
-async def redis_uptime_s(redis: Redis) -> float:
-    info = await redis.info("server")
-    return float(info["uptime_in_seconds"])
+async def redis_identity(redis: Redis, key: str) -> tuple[str, float, bool]:
+    """(run id, uptime in seconds, is it a primary) of the server holding `key`: a restart or a
+    fail-over changes the id; a connection still on a demoted primary answers as a replica."""
+    info = await server_info(redis, key, "default")
+    return str(info["run_id"]), float(info["uptime_in_seconds"]), info.get("role") == "master"
 
 
 class Reclaimer:

@@ -28,7 +28,7 @@ from consumers.recovery import (
     MIN_VERSION,
     Reaper,
     Reclaimer,
-    redis_uptime_s,
+    redis_identity,
     redis_version,
     restart_guard_s,
 )
@@ -36,8 +36,8 @@ from consumers.retry import DueMover
 from consumers.stop_signals import watch_stop_signals
 from jobs.blobs import BlobStore, FileBlobStore
 from jobs.logs import get_logger
-from jobs.redis_conn import BLOCK_MS
-from jobs.store import Claim, ClaimRefused
+from jobs.redis_conn import BLOCK_MS, is_unblocked_by_failover
+from jobs.store import ClaimRefused
 from metrics.definitions import (
     JOB_RUN,
     JOBS_DEAD_LETTERED,
@@ -102,6 +102,8 @@ class Consumer:
         self._outage_at = -math.inf  # monotonic time Redis was last seen unavailable
         self._renewed_at = -math.inf  # monotonic time of the last successful lease renewal
         self._reclaim_at = 0.0
+        self._server_id = ""  # run id of the Redis holding the jobs, to notice restarts and fail-overs
+        self._server_since = -math.inf  # monotonic time this consumer first saw that server
         self._workdir = Path(tempfile.mkdtemp(prefix="ghibli-consumer-"))
         self.runner = JobRunner(
             settings,
@@ -153,11 +155,12 @@ class Consumer:
         backoff = Backoff(cap_s=5.0)
         while not self._stopping.is_set():
             try:
-                version = await redis_version(self.redis)
+                version = await redis_version(self.redis, self.keys.stream)
                 if version < MIN_VERSION:
                     shown = ".".join(map(str, version))
                     raise RuntimeError(f"Redis {shown} is too old: consumers need >= 6.2 (XAUTOCLAIM)")
                 await self.store.ensure_group()
+                await self.store.durability.check()
                 await self._take_name()
                 left = await self.leases.owned()
                 released = await self.leases.release(left)
@@ -175,6 +178,7 @@ class Consumer:
                 redis_version=".".join(map(str, version)),
                 # Redis >= 7 drops entries deleted under the PEL itself and reports them.
                 redis_reports_deleted_entries=version >= (7,),
+                durable_acks=self.store.durability.describe(),
                 released_from_predecessor=released,
             )
             return True
@@ -264,6 +268,10 @@ class Consumer:
                 self._note_outage(exc)
                 await anyio.sleep(backoff.next_delay())
             except ResponseError as exc:
+                if is_unblocked_by_failover(exc):  # the primary was demoted under a blocked read
+                    self._note_outage(exc)
+                    await anyio.sleep(backoff.next_delay())
+                    continue
                 # NOGROUP, or UNBLOCKED when the stream is deleted under a blocked read.
                 if not str(exc).startswith(("NOGROUP", "UNBLOCKED")):
                     raise
@@ -280,9 +288,9 @@ class Consumer:
             return
         # Scanning often is cheap (one XAUTOCLAIM) and bounds recovery at about lease + 2 s.
         self._reclaim_at = now + min(self.lease_s / 3, RECLAIM_SCAN_MAX_S)
-        # Downtime counts as idle time: after a Redis restart, wait until live consumers renewed;
-        # meanwhile take only entries handed back on purpose (idle for RELEASE_IDLE_MS).
-        guarded = await redis_uptime_s(self.redis) < restart_guard_s(self.lease_s)
+        # Downtime counts as idle time: after a restart or a fail-over, wait until live consumers
+        # renewed; meanwhile take only entries handed back on purpose (idle for RELEASE_IDLE_MS).
+        guarded = await self._served_s() < restart_guard_s(self.lease_s)
         found = await self.reclaimer.reclaim(free, min_idle_ms=RELEASE_IDLE_MS if guarded else None)
         for entry_id in found.deleted:
             verdict = await self.store.fail_lost_entry(entry_id, self.name)
@@ -295,6 +303,21 @@ class Consumer:
             JOBS_RECLAIMED.labels(reason="lease_expired").inc()
             log.info("entry taken over", entry_id=entry_id, deliveries=deliveries)
             await self._start(tg, entry_id, fields)
+
+    async def _served_s(self) -> float:
+        """How long the Redis holding the jobs has served this consumer: its uptime, or less when it
+        replaced the server this consumer talked to before (a restart, or a fail-over promoting a
+        replica that has been up for long)."""
+        run_id, uptime_s, primary = await redis_identity(self.redis, self.keys.stream)
+        if not primary:  # an answer from a demoted primary (a switch in progress): not serving
+            return 0.0
+        now = time.monotonic()
+        if run_id != self._server_id:
+            if self._server_id:
+                log.warning("redis server changed: reclaiming waits for renewals", run_id=run_id)
+                self._server_since = now
+            self._server_id = run_id
+        return min(uptime_s, now - self._server_since)
 
     async def _start(self, tg: anyio.abc.TaskGroup, entry_id: str, fields: dict[bytes, bytes]) -> None:
         if self._stopping.is_set():
@@ -311,6 +334,11 @@ class Consumer:
         if isinstance(claim, ClaimRefused):
             await self._refused(job_id, entry_id, claim)
             return
+        earlier = self._running.get(entry_id)
+        if earlier is not None:
+            # Delivered again while still running here: a fail-over lost our claim. The old run's
+            # fence is void now (its writes are refused); this claim is the one that counts.
+            earlier.halt(TAKEN_OVER)
         running = Running(claim)
         self._running[entry_id] = running
         tg.start_soon(self._run_job, running)
@@ -319,8 +347,9 @@ class Consumer:
         if refusal.verdict != "dead":
             log.info("entry not run", job_id=job_id, verdict=refusal.verdict, reason=refusal.reason)
             return
-        verdict = await self.store.dead_letter(
-            Claim(job_id, entry_id, refusal.attempt),
+        verdict = await self.runner.end(
+            self.store.dead_letter,
+            refusal.as_claim(job_id, entry_id),
             reason="max_deliveries",
             error_code="delivery_limit",
             error_message=(
@@ -350,7 +379,8 @@ class Consumer:
             except Exception:
                 log.exception("job run crashed")  # its entry stays pending: reclaimed later
             finally:
-                self._running.pop(claim.entry_id, None)
+                if self._running.get(claim.entry_id) is running:
+                    del self._running[claim.entry_id]
                 self._slot_freed.set()
                 JOBS_IN_PROGRESS.dec()
                 JOB_RUN.labels(outcome=outcome).observe(time.monotonic() - started)
@@ -389,16 +419,16 @@ class Consumer:
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for running in watched:
-                        pipe.hmget(self.keys.job(running.claim.job_id), ["status", "attempt"])
+                        pipe.hmget(self.keys.job(running.claim.job_id), ["status", "fence"])
                     rows = await pipe.execute()
             except REDIS_DOWN:
                 continue
-            for running, (status, attempt) in zip(watched, rows, strict=True):
+            for running, (status, fence) in zip(watched, rows, strict=True):
                 if status is None:
                     running.halt(MISSING)
                 elif status == CANCELLED.encode():
                     running.halt(CANCELLED)
-                elif attempt != str(running.claim.attempt).encode():
+                elif fence != running.claim.fence.encode():
                     running.halt(TAKEN_OVER)
 
     async def _housekeeping_loop(self) -> None:

@@ -104,6 +104,7 @@ def _diagnose(wanted: tuple[str, ...], settings: Settings, timeout_s: float) -> 
     import anyio
 
     from ghibli import doctor as d
+    from ghibli.doctor_topology import check_topology
     from jobs.keys import Keys
 
     findings: list[Finding] = []
@@ -115,7 +116,8 @@ def _diagnose(wanted: tuple[str, ...], settings: Settings, timeout_s: float) -> 
         async def body(redis: Redis) -> list[Finding]:
             found: list[Finding] = []
             if "redis" in wanted:
-                found += await d.check_redis(redis)
+                found += await d.check_redis(redis, keys)
+                found += await check_topology(redis, keys, settings)
             if "queue" in wanted:
                 found += await d.check_queue(redis, keys)
             return found

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 import tempfile
 import threading
 from collections.abc import Awaitable, Callable
@@ -23,6 +22,8 @@ from redis.asyncio import Redis
 from ghibli.findings import Finding, fail, ok, warn
 from jobs.keys import Keys
 from jobs.redis_conn import connect
+from jobs.redis_topology import server_info
+from jobs.redis_url import parse_redis_url, redacted_url
 from jobs.settings import Settings
 
 __all__ = [
@@ -39,19 +40,19 @@ __all__ = [
 MIN_REDIS = (6, 2)
 
 
-def redacted_url(url: str) -> str:
-    """The URL without its password (as Settings.redacted shows it)."""
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
-
-
 # --- settings ---------------------------------------------------------------------------------
 
 
 def check_settings(settings: Settings) -> list[Finding]:
     """Values that load fine but will hurt in production."""
     found: list[Finding] = []
-    url = urlsplit(settings.redis_url)
-    if url.scheme != "unix" and not url.password and not _is_loopback(url.hostname or ""):
+    target = parse_redis_url(settings.redis_url)
+    if target.topology == "standalone":
+        url = urlsplit(settings.redis_url)
+        hosts, password = ([] if url.scheme == "unix" else [url.hostname or ""]), url.password
+    else:
+        hosts, password = [host for host, _port in target.nodes], target.password
+    if not password and not all(map(_is_loopback, hosts)):
         found.append(
             warn(
                 "settings",
@@ -125,9 +126,11 @@ def _unreachable(settings: Settings, reason: str) -> Finding:
     return fail("redis", f"cannot talk to Redis at {redacted_url(settings.redis_url)}: {reason}", fix)
 
 
-async def check_redis(redis: Redis) -> list[Finding]:
-    """Version, role, persistence and memory policy: what decides whether queued jobs survive."""
-    info: dict[str, Any] = await redis.info("everything")
+async def check_redis(redis: Redis, keys: Keys) -> list[Finding]:
+    """Version, role, persistence and memory policy: what decides whether queued jobs survive.
+
+    On a cluster, of the node owning the jobs' slot."""
+    info: dict[str, Any] = await server_info(redis, keys.stream, "everything")
     found: list[Finding] = []
     version = str(info.get("redis_version", "0"))
     server = str(info.get("server_name", "Redis")).capitalize()

@@ -25,6 +25,7 @@ from litestar.params import FromQuery, QueryParameter
 from ingest.problems import Problem, problem_responses
 from ingest.services import Services, services_from_state
 from jobs.model import JobRecord, Status
+from jobs.redis_topology import scan_page
 from jobs.token_state import PoolView, read_pool
 from jobs.wire import ErrorInfo
 
@@ -144,7 +145,7 @@ async def scan_jobs(services: Services, status: Status | None, cursor: int, limi
     match = _glob_escape(prefix) + "*"
     items: list[AdminJob] = []
     while True:
-        cursor, keys = await redis.scan(cursor=cursor, match=match, count=_SCAN_BATCH)
+        cursor, keys = await scan_page(redis, services.keys.stream, cursor, match, _SCAN_BATCH)
         ids = [(k.decode() if isinstance(k, bytes) else k)[len(prefix) :] for k in keys]
         ids = [job_id for job_id in ids if _JOB_ID.fullmatch(job_id)]
         async with redis.pipeline(transaction=False) as pipe:

@@ -18,12 +18,20 @@ from ingest.images import PhotoRejected, normalize_photo
 from ingest.params import JobForm, Requested, parse_form
 from ingest.problems import Problem
 from ingest.services import Services
+from jobs.durable import NotDurable
 from jobs.key_quota import TooManyUnfinished
 from jobs.logs import get_logger
 from jobs.model import new_job_id
+from jobs.redis_conn import REDIS_DOWN
 from jobs.submit import Accepted, IdempotencyConflict, idempotency_digest, request_fingerprint
 from jobs.wire import JobView
-from metrics.definitions import JOBS_DEDUPLICATED, JOBS_REJECTED, JOBS_SUBMITTED, JOBS_SUBMITTED_BY_KEY
+from metrics.definitions import (
+    JOBS_DEDUPLICATED,
+    JOBS_REJECTED,
+    JOBS_SUBMITTED,
+    JOBS_SUBMITTED_BY_KEY,
+    SUBMISSIONS_NOT_DURABLE,
+)
 
 __all__ = ["IDEMPOTENCY_KEY_MAX", "accept_submission", "accepted_view"]
 
@@ -48,7 +56,10 @@ async def accept_submission(
     bounds the key's unfinished jobs.
     """
     try:
-        accepted = await _accept(services, form, idempotency_key, caller)
+        try:
+            accepted = await _accept(services, form, idempotency_key, caller)
+        except NotDurable as exc:
+            raise await _not_durable(services, exc, kept=idempotency_key is not None) from None
     except Problem as problem:
         JOBS_REJECTED.labels(reason=problem.code).inc()
         raise
@@ -138,6 +149,29 @@ async def _queue(
         )
     except IdempotencyConflict as exc:
         raise _conflict(exc) from None
+
+
+async def _not_durable(services: Services, exc: NotDurable, *, kept: bool) -> Problem:
+    """The job is on the primary but the replicas did not confirm it in time (GHIBLI_DURABLE_*):
+    a fail-over now could lose it, so it is not accepted. With an Idempotency-Key it is kept, and
+    the retry's 202 comes once the replicas have it; without one it is withdrawn, so the client's
+    retry does not make a second job."""
+    accepted = exc.reply if isinstance(exc.reply, Accepted) else None
+    SUBMISSIONS_NOT_DURABLE.inc()
+    log.warning("submission not durable", confirmed=exc.confirmed, wanted=exc.wanted, kept=kept)
+    if accepted is not None and not kept and accepted.outcome != "replay":
+        try:
+            await services.submissions.forget(accepted.job_id)
+        except REDIS_DOWN as error:  # it then runs although the client saw 503; logged, not hidden
+            log.warning("could not withdraw the job", job_id=accepted.job_id, error=type(error).__name__)
+    how = "Retry with the same Idempotency-Key." if kept else "Retry the submission."
+    return Problem(
+        503,
+        "not_durable",
+        "Not confirmed by the replicas",
+        f"The Redis replicas did not confirm the job in time, so a fail-over could lose it. {how}",
+        headers={"Retry-After": "1"},
+    )
 
 
 def _conflict(exc: IdempotencyConflict) -> Problem:

@@ -15,6 +15,7 @@ from litestar.plugins.problem_details import (
 )
 
 from jobs.logs import get_logger
+from jobs.redis_conn import REDIS_DOWN
 
 __all__ = [
     "Problem",
@@ -131,6 +132,16 @@ def _from_bad_text(exc: UnicodeDecodeError) -> ProblemDetailsException:
 
 
 def _from_unexpected(exc: Exception) -> ProblemDetailsException:
+    if isinstance(exc, REDIS_DOWN):
+        # Redis restarting or failing over: worth a retry in a moment, not a stack trace.
+        log.warning("redis unavailable", error=type(exc).__name__)
+        return Problem(
+            503,
+            "store_unavailable",
+            "Temporarily unavailable",
+            "The job store is not reachable for a moment; retry shortly.",
+            headers={"Retry-After": "1"},
+        )
     log.error("unhandled error", exc_info=exc)
     return Problem(500, "internal_error", "Internal server error", "The server failed; it has been logged.")
 

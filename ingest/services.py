@@ -19,6 +19,7 @@ from ingest.held import HeldRequests
 from ingest.webhook_request import WebhookIntake
 from jobs.apikeys import KeyRing, load_key_ring
 from jobs.blobs import BlobStore, open_blob_store
+from jobs.durable import Durability
 from jobs.events import EventsHub
 from jobs.key_quota import UnfinishedJobs
 from jobs.keys import Keys
@@ -62,7 +63,13 @@ class Services:
 def open_services(settings: Settings) -> Services:
     keys = Keys(settings.key_prefix, settings.stream_name, settings.group_name)
     redis = connect(settings.redis_url, max_connections=REDIS_POOL_SIZE, name="ingest")
-    store = JobStore(redis, keys, job_ttl_s=settings.job_ttl_seconds, blob_ttl_s=settings.blob_ttl_seconds)
+    store = JobStore(
+        redis,
+        keys,
+        job_ttl_s=settings.job_ttl_seconds,
+        blob_ttl_s=settings.blob_ttl_seconds,
+        durability=Durability.from_settings(redis, keys, settings),
+    )
     blobs = open_blob_store(redis, keys, settings.blob_dir)
     api_keys = load_key_ring(settings)
     return Services(
@@ -95,6 +102,7 @@ def services_lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncC
         app.state.services = services
         try:
             await services.store.ensure_group()
+            await services.store.durability.check()  # e.g. GHIBLI_DURABLE_FSYNC without WAITAOF: refuse
             await services.engine.refresh()
             async with anyio.create_task_group() as tg:
                 tg.start_soon(services.events.run)

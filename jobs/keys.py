@@ -43,6 +43,11 @@ class Keys:
         return f"{self.prefix}dead"
 
     @property
+    def durable(self) -> str:
+        """Counter written just before a WAIT that must cover earlier writes (jobs/durable.py)."""
+        return f"{self.prefix}durable"
+
+    @property
     def consumers(self) -> str:
         """ZSET of consumer names scored by their last heartbeat (ms)."""
         return f"{self.prefix}consumers"

@@ -20,6 +20,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import msgspec
 from msgspec import Meta
 
+from jobs.redis_url import parse_redis_url, redacted_url
+
 __all__ = ["SettingInfo", "Settings", "SettingsError", "iter_settings", "load_settings", "parse_origins"]
 
 
@@ -31,16 +33,57 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     """Configuration shared by ingest, consumers and the tools. Secrets are masked in repr."""
 
     # --- Redis and the key schema -----------------------------------------------------------
-    redis_url: Annotated[str, _m("REDIS_URL", "Redis URL (redis:// or rediss://).")] = (
-        "redis://127.0.0.1:6379/0"
-    )
+    redis_url: Annotated[
+        str,
+        _m(
+            "REDIS_URL",
+            "Redis URL: redis://, rediss://, unix://, redis+sentinel://host:26379,host:26379/mymaster/0 "
+            "or redis+cluster://host:6379,host:6379 (docs/redis-ha.md).",
+        ),
+    ] = "redis://127.0.0.1:6379/0"
     redis_password_file: Annotated[
         str,
         _m(
             "REDIS_PASSWORD_FILE",
-            "File holding the Redis password (a container secret); replaces the password in REDIS_URL.",
+            "File holding the Redis password (a container secret); replaces the password in REDIS_URL "
+            "(with Sentinel or Cluster: the data nodes' password).",
         ),
     ] = ""
+    redis_sentinel_password_file: Annotated[
+        str,
+        _m(
+            "REDIS_SENTINEL_PASSWORD_FILE",
+            "File holding the sentinels' own password (their requirepass), for a redis+sentinel:// URL.",
+        ),
+    ] = ""
+    durable_replicas: Annotated[
+        int,
+        _m(
+            "GHIBLI_DURABLE_REPLICAS",
+            "Replicas that must have a submission before ingest answers 202, and a job's end before a "
+            "consumer counts it done (WAIT); 0 = off. A fail-over then loses no accepted job.",
+            ge=0,
+            le=16,
+        ),
+    ] = 0
+    durable_timeout_ms: Annotated[
+        int,
+        _m(
+            "GHIBLI_DURABLE_TIMEOUT_MS",
+            "How long to wait for those replicas; a submission not confirmed in time gets 503 "
+            "not_durable (retry it with the same Idempotency-Key).",
+            ge=1,
+            le=60_000,
+        ),
+    ] = 1_000
+    durable_fsync: Annotated[
+        bool,
+        _m(
+            "GHIBLI_DURABLE_FSYNC",
+            "Also wait until the primary (and those replicas) wrote it to the append-only file "
+            "(WAITAOF, Redis >= 7.2; refused at start-up on an older Redis).",
+        ),
+    ] = False
     key_prefix: Annotated[
         str,
         _m("GHIBLI_KEY_PREFIX", "Prefix of every Redis key; a {hash tag} so one slot holds all."),
@@ -324,8 +367,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             raise ValueError(f"GHIBLI_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
         if self.log_format not in ("auto", "json", "console"):
             raise ValueError("GHIBLI_LOG_FORMAT must be auto, json or console")
-        if not re.fullmatch(r"(redis|rediss|unix)://.+", self.redis_url):
-            raise ValueError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        try:
+            parse_redis_url(self.redis_url)
+        except ValueError as exc:
+            raise ValueError(f"REDIS_URL {redacted_url(self.redis_url)}: {exc}") from None
         for proxy in filter(None, (p.strip() for p in self.trusted_proxies.split(","))):
             try:
                 ipaddress.ip_network(proxy, strict=False)
@@ -361,7 +406,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             if info.secret and value:
                 value = "***"
             elif isinstance(value, str):
-                value = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", value)
+                value = redacted_url(value)
             shown[info.name] = value
         return shown
 
@@ -475,24 +520,50 @@ def load_settings(
 
 
 def _with_redis_password(settings: Settings) -> Settings:
-    """Put the password from REDIS_PASSWORD_FILE into the URL, so every caller of
-    `jobs.redis_conn.connect` authenticates without knowing about secret files."""
-    if not settings.redis_password_file:
+    """Put the passwords from REDIS_PASSWORD_FILE and REDIS_SENTINEL_PASSWORD_FILE into the URL, so
+    every caller of `jobs.redis_conn.connect` authenticates without knowing about secret files."""
+    url = settings.redis_url
+    scheme = url.split("://", 1)[0].lower()
+    if settings.redis_password_file:
+        where = "invalid setting REDIS_PASSWORD_FILE (--redis-password-file)"
+        password = _read_secret(settings.redis_password_file, where)
+        if scheme == "unix":
+            raise SettingsError(f"{where}: needs a redis://, rediss:// (or +sentinel, +cluster) REDIS_URL")
+        url = _replace_password(url, password)
+    if settings.redis_sentinel_password_file:
+        where = "invalid setting REDIS_SENTINEL_PASSWORD_FILE (--redis-sentinel-password-file)"
+        password = _read_secret(settings.redis_sentinel_password_file, where)
+        if scheme != "redis+sentinel":
+            raise SettingsError(f"{where}: needs a redis+sentinel:// REDIS_URL")
+        url = _replace_query(url, "sentinel_password", password)
+    if url == settings.redis_url:
         return settings
-    where = "invalid setting REDIS_PASSWORD_FILE (--redis-password-file)"
+    return msgspec.structs.replace(settings, redis_url=url)
+
+
+def _read_secret(path: str, where: str) -> str:
     try:
         # Secret files usually end with a newline; `$(cat file)` in redis-server's command drops it too.
-        password = Path(settings.redis_password_file).read_text(encoding="utf-8").rstrip("\r\n")
+        secret = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
     except OSError as exc:
         raise SettingsError(f"{where}: cannot read it ({exc.strerror})") from None
-    if not password:
+    if not secret:
         raise SettingsError(f"{where}: the file is empty")
-    url = urlsplit(settings.redis_url)
-    if url.scheme not in ("redis", "rediss"):
-        raise SettingsError(f"{where}: needs a redis:// or rediss:// REDIS_URL")
-    user = quote(url.username, safe="") if url.username else ""
-    host = url.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    netloc = f"{user}:{quote(password, safe='')}@{host}" + (f":{url.port}" if url.port else "")
-    return msgspec.structs.replace(settings, redis_url=urlunsplit(url._replace(netloc=netloc)))
+    return secret
+
+
+def _replace_password(url: str, password: str) -> str:
+    """The URL with this password in its user info (the user name kept); works for host lists too."""
+    scheme, rest = url.split("://", 1)
+    cut = min((i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    netloc, tail = rest[:cut], rest[cut:]
+    userinfo, at, hosts = netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0] if at else ""
+    return f"{scheme}://{user}:{quote(password, safe='')}@{hosts}{tail}"
+
+
+def _replace_query(url: str, name: str, value: str) -> str:
+    parts = urlsplit(url)
+    kept = [p for p in parts.query.split("&") if p and p.split("=", 1)[0] != name]
+    query = "&".join([*kept, f"{name}={quote(value, safe='')}"])
+    return urlunsplit(parts._replace(query=query))

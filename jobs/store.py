@@ -1,23 +1,27 @@
 """The job store: the only code that writes job hashes and the jobs stream.
 
 Ingest creates and cancels jobs; consumers claim, update and finish them. Every state change goes
-through a script that also bumps the job's version and appends to the events stream.
+through a script that also bumps the job's version and appends to the events stream. A job's end
+(finish, dead letter) waits for the replicas when durable acknowledgements are on (jobs/durable.py).
 """
 
 from __future__ import annotations
 
+import secrets
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from redis.exceptions import ResponseError
 
+from jobs.durable import Durability, NotDurable
 from jobs.model import JobParams, JobRecord, Status, params_to_hash
 from jobs.scripts import Scripts, load_script
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
 
     from jobs.keys import Keys
 
@@ -50,12 +54,20 @@ def _text(value: object) -> str:
 
 
 class Claim(msgspec.Struct, frozen=True):
-    """A consumer's hold on a job: the attempt is the fencing token of all its writes."""
+    """A consumer's hold on a job: the fence ("attempt:nonce", jobs/lua/claim.lua) is the token all
+    its writes present; the attempt alone could repeat after a fail-over lost a claim."""
 
     job_id: str
     entry_id: str
     attempt: int
     failures: int = 0  # failed calls before this attempt (retries count them; quota waits do not)
+    fence: str = ""
+
+    @property
+    def run_name(self) -> str:
+        """This claim's own name for what it writes (result blob, scratch file): "attempt-nonce",
+        so two runs under the same attempt number never share one."""
+        return self.fence.replace(":", "-") or str(self.attempt)
 
 
 class ClaimRefused(msgspec.Struct, frozen=True):
@@ -63,13 +75,18 @@ class ClaimRefused(msgspec.Struct, frozen=True):
 
     'skip': the job is missing, finished or superseded (the entry is acknowledged and deleted);
     'lost': the entry belongs to another consumer now (nothing was touched);
-    'dead': delivered more than max_deliveries times (the caller dead-letters it).
+    'dead': delivered more than max_deliveries times (the caller dead-letters it with `as_claim`).
     """
 
     verdict: str
     reason: str
     attempt: int = 0
     deliveries: int = 0
+    fence: str = ""  # the job's fence when refused as 'dead' ('' if never claimed)
+
+    def as_claim(self, job_id: str, entry_id: str) -> Claim:
+        """The claim a 'dead' refusal lets the caller present to dead-letter the job."""
+        return Claim(job_id, entry_id, self.attempt, fence=self.fence)
 
 
 class FollowersWaiting(Exception):
@@ -81,11 +98,20 @@ class FollowersWaiting(Exception):
 
 
 class JobStore:
-    def __init__(self, redis: Redis, keys: Keys, *, job_ttl_s: int = 86_400, blob_ttl_s: int = 3_600) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        *,
+        job_ttl_s: int = 86_400,
+        blob_ttl_s: int = 3_600,
+        durability: Durability | None = None,
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.job_ttl_s = job_ttl_s
         self.blob_ttl_s = blob_ttl_s
+        self.durability = durability or Durability(redis, keys.durable)
         self._scripts = Scripts(redis)
         self._retry = load_script(redis, "retry")
         self._dead_letter = load_script(redis, "dead_letter")
@@ -134,38 +160,59 @@ class JobStore:
         """Take a delivered entry this consumer owns: a Claim to run it, or why not."""
         reply = await self._scripts.claim(
             keys=[self.keys.job(job_id), self.keys.events, self.keys.stream, self.keys.entries],
-            args=[job_id, entry_id, consumer, now_ms(), EVENTS_MAXLEN, self.keys.group, max_deliveries],
+            args=[
+                job_id,
+                entry_id,
+                consumer,
+                now_ms(),
+                EVENTS_MAXLEN,
+                self.keys.group,
+                max_deliveries,
+                secrets.token_hex(6),
+            ],
         )
         verdict = _text(reply[0])
         if verdict == "ok":
-            return Claim(job_id, entry_id, int(reply[1]), int(reply[2]))
+            return Claim(job_id, entry_id, int(reply[1]), int(reply[2]), fence=_text(reply[3]))
         if verdict == "dead":
-            return ClaimRefused(verdict, "max_deliveries", int(reply[1]), int(reply[2]))
+            return ClaimRefused(verdict, "max_deliveries", int(reply[1]), int(reply[2]), _text(reply[3]))
         return ClaimRefused(verdict, _text(reply[1]))
 
     async def update(self, claim: Claim, status: Status = Status.RUNNING, **fields: object) -> str:
         """A fenced write; returns 'ok', 'fenced', 'missing' or the job's terminal status."""
         verdict = await self._scripts.update(
             keys=[self.keys.job(claim.job_id), self.keys.events],
-            args=[claim.job_id, claim.attempt, EVENTS_MAXLEN, status.value, *_flatten(fields)],
+            args=[claim.job_id, claim.fence, EVENTS_MAXLEN, status.value, *_flatten(fields)],
         )
         return _text(verdict)
+
+    async def _durably(self, script: AsyncScript, keys: Sequence[str], args: Sequence[object]) -> Any:
+        """Run a script that ends a job; with durable acknowledgements on, raise NotDurable (its
+        reply as text) when the replicas did not confirm it in time."""
+        try:
+            return await self.durability.run(script, keys, args)
+        except NotDurable as exc:
+            if isinstance(exc.reply, list):  # finish() refused for want of copies: nothing written
+                return exc.reply
+            exc.reply = _text(exc.reply)
+            raise
 
     async def finish(
         self, claim: Claim, status: Status, *, copies: Mapping[str, str] | None = None, **fields: object
     ) -> str:
-        """Terminal status + XACK + XDEL in one step, fenced like update().
+        """Terminal status + XACK + XDEL in one step, fenced like update(); durable if configured.
 
         Returns 'ok', 'withdrawn' (done, for the followers of a job its owner erased), 'fenced',
         'missing' or the terminal status the job already had. A success of a job with followers
         needs `copies` (follower id -> its own copy of the result); FollowersWaiting names those
         still without one, and nothing was written.
         """
-        reply = await self._scripts.finish(
-            keys=[self.keys.job(claim.job_id), self.keys.events, self.keys.stream, self.keys.entries],
-            args=[
+        reply = await self._durably(
+            self._scripts.finish,
+            [self.keys.job(claim.job_id), self.keys.events, self.keys.stream, self.keys.entries],
+            [
                 claim.job_id,
-                claim.attempt,
+                claim.fence,
                 EVENTS_MAXLEN,
                 status.value,
                 self.keys.group,
@@ -208,7 +255,7 @@ class JobStore:
             ],
             args=[
                 claim.job_id,
-                claim.attempt,
+                claim.fence,
                 EVENTS_MAXLEN,
                 self.keys.group,
                 claim.entry_id,
@@ -232,22 +279,24 @@ class JobStore:
         count_failure: bool,
         consumer: str,
     ) -> str:
-        """Dead-letter entry + job 'failed' + ack + delete of the entry, in one fenced step.
+        """Dead-letter entry + job 'failed' + ack + delete of the entry, in one fenced step; durable
+        if configured.
 
-        For an entry refused as 'dead' at claim time, pass a Claim with the attempt the refusal
-        reported. Returns 'ok', 'fenced', 'missing' or the terminal status the job already had.
+        For an entry refused as 'dead' at claim time, pass the refusal's `as_claim()`.
+        Returns 'ok', 'fenced', 'missing' or the terminal status the job already had.
         """
-        verdict = await self._dead_letter(
-            keys=[
+        verdict = await self._durably(
+            self._dead_letter,
+            [
                 self.keys.job(claim.job_id),
                 self.keys.events,
                 self.keys.stream,
                 self.keys.entries,
                 self.keys.dead,
             ],
-            args=[
+            [
                 claim.job_id,
-                claim.attempt,
+                claim.fence,
                 EVENTS_MAXLEN,
                 self.keys.group,
                 claim.entry_id,

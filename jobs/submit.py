@@ -19,6 +19,10 @@ failure reaches them as their own. Cancelling a follower only takes it out of th
 cancelling (erasing) a leader that still has followers *withdraws* it instead of stopping its
 call: it disappears for its owner (404, no more webhooks) and its run goes on, on a follower's
 copy of the photo, until it ends or no follower is left (jobs/lua/cancel.lua).
+
+Durable acknowledgements (jobs/durable.py): with them on, an answer is returned only once the
+replicas confirmed the job, a replay included (its first answer may have been 503 not_durable);
+otherwise `NotDurable` reaches the caller, carrying what it would have answered.
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
+from jobs.durable import NotDurable
 from jobs.engine import EngineInfo
 from jobs.model import JobParams, JobRecord, params_to_hash
 from jobs.scripts import load_script
@@ -127,7 +132,17 @@ class Submissions:
             return None
         if _text(fp) != fingerprint:
             raise IdempotencyConflict(_text(job))
-        return Accepted(_text(job), body.encode() if isinstance(body, str) else body or b"", "replay")
+        accepted = Accepted(_text(job), body.encode() if isinstance(body, str) else body or b"", "replay")
+        await self._vouch(accepted)
+        return accepted
+
+    async def _vouch(self, accepted: Accepted) -> None:
+        """A replay answers for a job written earlier, perhaps not yet on the replicas."""
+        try:
+            await self.store.durability.sync()
+        except NotDurable as exc:
+            exc.reply = accepted
+            raise
 
     async def submit(
         self,
@@ -179,15 +194,48 @@ class Submissions:
             fields |= {"input_key": input_key, "cache_key": self.keys.result_cache(digest)}
             mode, status = "queue", "queued"
         body = self._accepted_body(job_id, {**fields, "status": status, "version": "1"})
-        reply = await self._submit(
-            keys=[
+        try:
+            reply = await self._write(job_id, digest, idem_digest, fingerprint, mode, body, fields)
+        except NotDurable as exc:
+            if _text(exc.reply[0]) != "created":
+                reply = exc.reply  # it wrote nothing; a replay vouches for its own job below
+            else:
+                exc.reply = Accepted(job_id, body, _OUTCOMES[_text(exc.reply[2])])
+                raise
+        verdict = _text(reply[0])
+        if verdict == "created":
+            return Accepted(job_id, body, _OUTCOMES[_text(reply[2])])
+        if verdict == "replay":
+            # A racing request with the same key won; nothing refers to these blobs.
+            await self.blobs.delete(*written)
+            if not int(reply[2]):
+                raise IdempotencyConflict(_text(reply[1]))
+            accepted = Accepted(_text(reply[1]), bytes(reply[3]) if reply[3] else b"", "replay")
+            await self._vouch(accepted)
+            return accepted
+        raise RuntimeError(f"job id collision: {job_id}")
+
+    async def _write(
+        self,
+        job_id: str,
+        digest: str,
+        idem_digest: str | None,
+        fingerprint: str,
+        mode: str,
+        body: bytes,
+        fields: dict[str, str],
+    ) -> list[Any]:
+        """submit.lua, followed by WAIT when durable acknowledgements are on."""
+        reply: list[Any] = await self.store.durability.run(
+            self._submit,
+            [
                 self.keys.job(job_id),
                 self.keys.stream,
                 self.keys.events,
                 self.keys.idempotency(idem_digest or "-"),
                 self.keys.in_flight(digest),
             ],
-            args=[
+            [
                 job_id,
                 self.store.job_ttl_s,
                 EVENTS_MAXLEN,
@@ -200,16 +248,7 @@ class Submissions:
                 *(item for pair in fields.items() for item in pair),
             ],
         )
-        verdict = _text(reply[0])
-        if verdict == "created":
-            return Accepted(job_id, body, _OUTCOMES[_text(reply[2])])
-        if verdict == "replay":
-            # A racing request with the same key won; nothing refers to these blobs.
-            await self.blobs.delete(*written)
-            if not int(reply[2]):
-                raise IdempotencyConflict(_text(reply[1]))
-            return Accepted(_text(reply[1]), bytes(reply[3]) if reply[3] else b"", "replay")
-        raise RuntimeError(f"job id collision: {job_id}")
+        return reply
 
     async def _cached_result(self, job_id: str, digest: str) -> tuple[str, str] | None:
         """Copy a live cached result into this job's own blob; None on a miss."""

@@ -15,6 +15,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
     "DURATION_BUCKETS",
+    "ENDS_NOT_DURABLE",
     "ERROR_CLASSES",
     "FINISH_OUTCOMES",
     "JOBS_CANCELLED",
@@ -37,6 +38,7 @@ __all__ = [
     "SPACE_CALL",
     "SPACE_CIRCUIT_OPEN",
     "SPACE_ERRORS",
+    "SUBMISSIONS_NOT_DURABLE",
     "WEBHOOK_ATTEMPTS",
     "WEBHOOK_ATTEMPT_OUTCOMES",
     "WEBHOOK_ATTEMPT_SECONDS",
@@ -58,6 +60,11 @@ JOBS_REJECTED = Counter(
     "ghibli_jobs_rejected_total", "Submissions refused, by reason (the problem code).", ["reason"]
 )
 JOBS_CANCELLED = Counter("ghibli_jobs_cancelled_total", "Jobs cancelled by their user.")
+SUBMISSIONS_NOT_DURABLE = Counter(
+    "ghibli_submissions_not_durable_total",
+    "Submissions answered 503 not_durable: the Redis replicas did not confirm them in time "
+    "(GHIBLI_DURABLE_REPLICAS).",
+)
 JOBS_SUBMITTED_BY_KEY = Counter(
     "ghibli_jobs_submitted_by_key_total",
     "Jobs accepted (202), by API key id ('anonymous' without a key; never the key).",
@@ -85,6 +92,11 @@ WEBHOOK_ATTEMPT_OUTCOMES = ("delivered", "http_error", "network_error", "forbidd
 
 # --- consumers ------------------------------------------------------------------------------
 JOBS_STARTED = Counter("ghibli_jobs_started_total", "Claims that started a Space call.")
+ENDS_NOT_DURABLE = Counter(
+    "ghibli_job_ends_not_durable_total",
+    "Job ends (finish, dead letter) the Redis replicas did not confirm in time "
+    "(GHIBLI_DURABLE_REPLICAS); a fail-over could make such a job run once more.",
+)
 JOBS_FINISHED = Counter(
     "ghibli_jobs_finished_total",
     "Jobs that reached a terminal state in a consumer, by outcome.",

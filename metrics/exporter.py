@@ -16,6 +16,7 @@ from redis import Redis
 
 from jobs.keys import Keys
 from jobs.logs import get_logger
+from jobs.redis_conn import connect_sync
 from jobs.settings import Settings
 from metrics.exposition import MetricsServer, start_metrics_server
 from metrics.queue_collector import QueueCollector
@@ -26,13 +27,7 @@ log = get_logger("metrics.exporter")
 
 
 def open_exporter_redis(settings: Settings) -> Redis:
-    return Redis.from_url(
-        settings.redis_url,
-        decode_responses=True,
-        socket_timeout=5.0,
-        socket_connect_timeout=3.0,
-        client_name="metrics-exporter",
-    )
+    return connect_sync(settings.redis_url, name="metrics-exporter", decode_responses=True)
 
 
 def exporter_registry(redis: Redis, settings: Settings) -> CollectorRegistry:

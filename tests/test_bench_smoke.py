@@ -23,6 +23,7 @@ SECTIONS = {
     "6": "recovery",
     "7": "fan-out",
     "8": "stylizer",
+    "9": "durable",
 }
 # Sections whose --quick run still measures a budgeted figure (3's budget is at 64 in flight).
 BUDGETED = {"1", "2", "5", "6", "8"}

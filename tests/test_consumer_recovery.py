@@ -66,7 +66,7 @@ async def test_a_zombie_cannot_overwrite_the_result_of_the_consumer_that_took_ov
         assert (done.status, done.consumer, done.attempt) == (Status.SUCCEEDED, "rescuer", 2), rescuer.log()[
             -3000:
         ]
-        assert done.result_key == f"out/{job_id}/2"
+        assert done.result_key.startswith(f"out/{job_id}/2-")
         print(f"taken over and finished {time.monotonic() - stopped_at:.1f} s after the SIGSTOP")
 
         # The zombie wakes up: its call has finished at the Space meanwhile, but it lost the job.
@@ -79,11 +79,14 @@ async def test_a_zombie_cannot_overwrite_the_result_of_the_consumer_that_took_ov
         assert (after.version, after.attempt, after.result_key, after.consumer) == (
             done.version,
             2,
-            f"out/{job_id}/2",
+            done.result_key,
             "rescuer",
         ), zombie.log()[-3000:]
-        assert await pipe.blobs.get(f"out/{job_id}/2") is not None
-        assert await pipe.blobs.get(f"out/{job_id}/1") is None  # the zombie stored nothing
+        assert await pipe.blobs.get(done.result_key) is not None
+        # The zombie stored nothing: the rescuer's is the job's only result blob.
+        assert await pipe.redis.keys(pipe.keys.blob(f"out/{job_id}/*")) == [
+            pipe.keys.blob(done.result_key).encode()
+        ]
         assert await pipe.pending() == 0
         calls = scripted_space.calls("slow zombie")
         print(f"Space calls for the job: {len(calls)}")

