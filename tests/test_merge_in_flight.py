@@ -18,7 +18,7 @@ from prometheus_client import REGISTRY
 
 from jobs.model import Status
 from jobs.settings import load_settings
-from jobs.store import Claim, FollowersWaiting
+from jobs.store import FollowersWaiting
 from jobs.webhooks import OutboxItem, WebhookKeys
 from tests.ingest_support import Driver, api, photo_bytes, picture, settings_for
 from tests.procs import RedisServer
@@ -234,11 +234,8 @@ async def test_retries_and_dead_letters_reach_the_followers(
     view = await status(client, follower)
     assert view["status"] == "waiting_for_quota"
     assert view["error"]["code"] == "quota_wait"
-    record = await driver.store.get(leader)
-    assert record is not None
-    dead = Claim(leader, claim.entry_id, record.attempt)
     verdict = await driver.store.dead_letter(
-        dead,
+        claim,
         reason="max_attempts",
         error_code="space_error",
         error_message="Gave up.",
