@@ -8,7 +8,11 @@ lease, 0.32 repeated calls per kill). Kills follow tests/test_chaos.py: every 2 
 two consumers have started (a new consumer takes seconds to start on a loaded machine, and killing
 each one as it starts would only measure start-up), a random started one is killed and another
 started. Prints, per run and as medians: seconds from queueing to the last job's success, kills,
-Space calls, and calls that ran again for the same job (from the Space's call log) per kill.
+Space calls, and calls that ran again for the same job (from the Space's call log) per kill and
+per busy kill (a kill of a consumer that was running a job: only those can cost a repeated call;
+faster take-overs keep consumers busier, so more kills hit a call), and how often a consumer that
+was *not* killed lost a job to a take-over (`taken from live`: false take-overs, e.g. heartbeats
+starved on a loaded machine) or logged a late heartbeat.
 """
 
 from __future__ import annotations
@@ -40,17 +44,26 @@ class ChaosRun:
     succeeded: int
     seconds: float  # from queueing to the last success
     kills: int
+    busy_kills: int  # kills of a consumer that was running a job
     calls: int
     repeated: int  # Space calls beyond the first for the same job (seed)
+    taken_from_live: int  # jobs a consumer that was not killed lost to a take-over
+    late_beats: int  # "heartbeat late" warnings of all consumers
 
     @property
     def repeated_per_kill(self) -> float:
         return self.repeated / self.kills if self.kills else 0.0
 
+    @property
+    def repeated_per_busy_kill(self) -> float:
+        return self.repeated / self.busy_kills if self.busy_kills else 0.0
+
     def line(self) -> str:
         return (
-            f"{self.succeeded}/{self.jobs} succeeded, last after {self.seconds:.1f} s; {self.kills} kills, "
-            f"{self.calls} Space calls, {self.repeated} repeated ({self.repeated_per_kill:.2f} per kill)"
+            f"{self.succeeded}/{self.jobs} succeeded, last after {self.seconds:.1f} s; {self.kills} kills "
+            f"({self.busy_kills} busy), {self.calls} Space calls, {self.repeated} repeated "
+            f"({self.repeated_per_kill:.2f} per kill, {self.repeated_per_busy_kill:.2f} per busy kill); "
+            f"taken from live consumers: {self.taken_from_live}; late heartbeats: {self.late_beats}"
         )
 
 
@@ -74,7 +87,18 @@ def run_chaos(
     finally:
         stack.close()
     calls, repeated = _repeated(call_log)
-    return ChaosRun(jobs, succeeded, seconds, chaos.kills, calls, repeated)
+    events = _log_events(workdir)
+    return ChaosRun(
+        jobs,
+        succeeded,
+        seconds,
+        chaos.kills,
+        chaos.busy_kills,
+        calls,
+        repeated,
+        taken_from_live=events[("stopping job", "taken_over")],
+        late_beats=events[("heartbeat late", "")],
+    )
 
 
 class _Chaos:
@@ -88,6 +112,7 @@ class _Chaos:
         self.rng = random.Random(seed)
         self.live = [self._new() for _ in range(consumers)]
         self.kills = 0
+        self.busy_kills = 0
 
     def _new(self) -> Proc:
         return self.stack.consumer(self.redis_url, self.space_url, concurrency=1)
@@ -105,6 +130,7 @@ class _Chaos:
                 started = [proc for proc in self.live if "consumer started" in proc.log()]
                 if len(started) >= 2:
                     victim = self.rng.choice(started)
+                    self.busy_kills += await _running_on(queue, ids, victim.name.removeprefix("consumer-"))
                     victim.kill()
                     self.live.remove(victim)
                     self.live.append(self._new())
@@ -114,6 +140,29 @@ class _Chaos:
             return len(done), max((job.finished_at for job in done), default=began) - began
         finally:
             await queue.aclose()
+
+
+async def _running_on(queue: JobQueue, ids: list[str], consumer: str) -> int:
+    """1 if this consumer is running one of the jobs, else 0."""
+    async with queue.redis.pipeline(transaction=False) as pipe:
+        for job_id in ids:
+            pipe.hmget(queue.keys.job(job_id), ["status", "consumer"])
+        rows = await pipe.execute()
+    return int(any(status == b"running" and name == consumer.encode() for status, name in rows))
+
+
+def _log_events(workdir: Path) -> Counter[tuple[str, str]]:
+    """(event, reason) of every JSON line the consumers logged."""
+    found: Counter[tuple[str, str]] = Counter()
+    for path in workdir.glob("consumer-*.log"):
+        for line in path.read_text(errors="replace").splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict):
+                found[(str(row.get("event", "")), str(row.get("reason", "")))] += 1
+    return found
 
 
 def _repeated(call_log: Path) -> tuple[int, int]:
@@ -153,7 +202,11 @@ def main(argv: list[str] | None = None) -> int:
     if len(results) > 1:
         seconds = statistics.median(r.seconds for r in results)
         per_kill = statistics.median(r.repeated_per_kill for r in results)
-        print(f"median of {len(results)}: last success after {seconds:.1f} s, {per_kill:.2f} repeated/kill")
+        per_busy = statistics.median(r.repeated_per_busy_kill for r in results)
+        print(
+            f"median of {len(results)}: last success after {seconds:.1f} s, {per_kill:.2f} repeated per "
+            f"kill, {per_busy:.2f} per busy kill"
+        )
     return 0 if all(r.succeeded == r.jobs for r in results) else 1
 
 

@@ -80,9 +80,10 @@ class Leases:
     async def keep_beating(self, interval_s: float, on_outage: Callable[[BaseException], None]) -> None:
         """Beat every `interval_s` while Redis answers; returns only when the name is lost.
 
-        Records the time between beats (ghibli_consumer_heartbeat_gap_seconds), and warns when a
-        beat comes late for another reason than Redis: a blocked event loop or a starved process
-        risks having its jobs taken over while it lives.
+        Records the time between beats that Redis answered at the first try
+        (ghibli_consumer_heartbeat_gap_seconds), and warns when one comes later than half the
+        timeout: a blocked event loop or a starved process risks having its jobs taken over while
+        it lives.
         """
         backoff = Backoff()
         timeout_s = self.heartbeat_timeout_ms / 1000
@@ -95,9 +96,9 @@ class Leases:
                 await anyio.sleep(backoff.next_delay())
                 continue
             now = time.monotonic()
-            if last > -math.inf:
+            if last > -math.inf and not backoff.failing:  # an outage is Redis's gap, not ours
                 CONSUMER_HEARTBEAT_GAP.observe(now - last)
-                if now - last > timeout_s / 2 and not backoff.failing:
+                if now - last > timeout_s / 2:
                     log.warning("heartbeat late", gap_s=round(now - last, 2), heartbeat_timeout_s=timeout_s)
             backoff.reset()
             last = now
