@@ -65,9 +65,10 @@ class Leases:
         return self.keys.alive(self.consumer)
 
     async def take_name(self) -> bool:
-        """Claim the consumer name: False while another live process holds it."""
+        """Claim the consumer name: False while another live process holds it (True again if this
+        process took it before a start-up step failed and was retried)."""
         taken = await self.redis.set(self.alive_key, self.instance, nx=True, px=self.heartbeat_timeout_ms)
-        return bool(taken)
+        return bool(taken) or await self.redis.get(self.alive_key) == self.instance.encode()
 
     async def beat(self) -> bool:
         """Refresh the liveness key; False if another process holds this name now (stop, then)."""

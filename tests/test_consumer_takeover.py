@@ -147,3 +147,14 @@ async def test_a_scan_never_lists_the_scanner_itself(pipe: Pipeline) -> None:
     await anyio.sleep(TIMEOUT_S + 0.1)
     assert await Takeover(pipe.redis, pipe.keys, "me").dead_owners() == []
     assert await Takeover(pipe.redis, pipe.keys, "other").dead_owners() == ["me"]
+
+
+async def test_a_name_is_held_by_one_process_and_freed_by_its_heartbeat_timeout(pipe: Pipeline) -> None:
+    first = Leases(pipe.redis, pipe.keys, "named", lease_s=30, heartbeat_timeout_s=TIMEOUT_S)
+    second = Leases(pipe.redis, pipe.keys, "named", lease_s=30, heartbeat_timeout_s=TIMEOUT_S)
+    assert await first.take_name()
+    assert await first.take_name()  # a start-up step failed and is retried: still its own
+    assert not await second.take_name()
+    await anyio.sleep(TIMEOUT_S + 0.1)  # the first died without a beat: the name is free again
+    assert await second.take_name()
+    assert not await first.beat()  # and should the first wake up, it learns it lost the name
