@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import anyio
+from redis.exceptions import ResponseError
 
 from consumers.outage import REDIS_DOWN, Backoff
 from jobs.logs import get_logger
@@ -94,6 +95,10 @@ class Leases:
                 kept = await self.beat()
             except REDIS_DOWN as exc:
                 on_outage(exc)
+                await anyio.sleep(backoff.next_delay())
+                continue
+            except ResponseError as exc:  # e.g. OOM under maxmemory: keep trying, never crash
+                log.error("heartbeat refused", error=str(exc))
                 await anyio.sleep(backoff.next_delay())
                 continue
             now = time.monotonic()

@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from consumers.lease import Leases
-from consumers.recovery import HEARTBEAT_EXPIRED, Takeover
+from consumers.recovery import HEARTBEAT_EXPIRED, Reclaimed, Takeover
 from tests.consumer_kit import Pipeline, pipeline
 from tests.procs import RedisServer, redis_binary
 
@@ -158,3 +158,17 @@ async def test_a_name_is_held_by_one_process_and_freed_by_its_heartbeat_timeout(
     await anyio.sleep(TIMEOUT_S + 0.1)  # the first died without a beat: the name is free again
     assert await second.take_name()
     assert not await first.beat()  # and should the first wake up, it learns it lost the name
+
+
+async def test_a_live_consumer_keeps_its_key_when_redis_is_out_of_memory(pipe: Pipeline) -> None:
+    leases = Leases(pipe.redis, pipe.keys, "a", lease_s=30, heartbeat_timeout_s=3)
+    assert await leases.beat()
+    await pipe.redis.config_set("maxmemory", "1")  # noeviction: every write that may grow is refused
+    try:
+        for _ in range(4):  # past the first key's expiry
+            await anyio.sleep(1)
+            assert await leases.beat()
+        assert await pipe.redis.get(pipe.keys.alive("a")) == leases.instance.encode()
+        assert await Takeover(pipe.redis, pipe.keys, "b").take_over(5, ["a"]) == Reclaimed(HEARTBEAT_EXPIRED)
+    finally:
+        await pipe.redis.config_set("maxmemory", "0")
