@@ -26,7 +26,7 @@ from consumers.retry import plan_failure
 from consumers.space_client import SpaceUpdate
 from jobs.logs import get_logger
 from jobs.model import JobRecord, Status
-from jobs.store import Claim, JobStore, now_ms
+from jobs.store import Claim, FollowersWaiting, JobStore, now_ms
 from metrics.definitions import (
     JOB_END_TO_END,
     JOB_QUEUE_WAIT,
@@ -162,18 +162,36 @@ class JobRunner:
             return await self._settle_stopped(running)
         result_key = f"out/{claim.job_id}/{claim.attempt}"
         await self.persist(partial(self.blobs.put, result_key, result.data, self.settings.blob_ttl_seconds))
-        verdict = await self.persist(
-            partial(
-                self.store.finish,
-                claim,
-                Status.SUCCEEDED,
-                result_key=result_key,
-                result_type=result.media_type,
-                token_alias=result.token_alias,
-                progress=1,
-                phase="done",
-            )
-        )
+        # Jobs merged into this one each get their own copy first (finish() names them); a copy made
+        # for a follower that is cancelled before finish() lands is left to the blob TTL.
+        copies: dict[str, str] = {}
+        while True:
+            try:
+                verdict = await self.persist(
+                    partial(
+                        self.store.finish,
+                        claim,
+                        Status.SUCCEEDED,
+                        copies=copies,
+                        result_key=result_key,
+                        result_type=result.media_type,
+                        token_alias=result.token_alias,
+                        progress=1,
+                        phase="done",
+                    )
+                )
+                break
+            except FollowersWaiting as waiting:
+                for job_id in waiting.followers:
+                    copies[job_id] = f"out/{job_id}/{claim.attempt}"
+                    await self.persist(
+                        partial(self.blobs.put, copies[job_id], result.data, self.settings.blob_ttl_seconds)
+                    )
+        if verdict == "withdrawn":  # its owner erased it; the followers have their copies
+            await self.persist(partial(self.blobs.delete, result_key))
+            log.info("job succeeded for the jobs merged into it", followers=len(copies))
+            self._finished("succeeded", record)
+            return "succeeded"
         if verdict != "ok" and not await self._ours(claim, result_key):
             await self.persist(partial(self.blobs.delete, result_key))
             if verdict == "fenced":

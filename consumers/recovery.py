@@ -15,7 +15,10 @@ until the server has been up for a heartbeat timeout plus the longest reconnect 
 by lease until it has been up for two renewal periods (`restart_guard_s`); live consumers retry
 every <= 2 s while Redis is away, so by then they have beaten and renewed. And a consumer that saw
 Redis unavailable itself waits as long again after the outage before it declares anyone dead, and
-reclaims by lease only after renewing its own leases.
+reclaims by lease only after renewing its own leases. Entries handed back on purpose
+(consumers.lease.RELEASE_IDLE_MS: an hour idle) are the exception: they are taken at once, also
+right after a restart, so a job a stopping consumer handed back (`ghibli up` stopped with a second
+Ctrl-C) runs again as soon as the stack is back.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from consumers.lease import RELEASE_IDLE_MS
 from jobs.scripts import load_script
 
 if TYPE_CHECKING:
@@ -114,8 +118,13 @@ class Reclaimer:
         self._cursor = "0-0"
         self._script = load_script(redis, "reclaim")
 
-    async def reclaim(self, count: int, max_passes: int = 100) -> Reclaimed:
+    async def reclaim(
+        self, count: int, max_passes: int = 100, *, min_idle_ms: int | None = None
+    ) -> Reclaimed:
         """Take over up to `count` idle entries, scanning the PEL once round at most.
+
+        `min_idle_ms` replaces the lease for this call (the restart guard asks for handed-back
+        entries only).
 
         Each pass scans at most 10 x count PEL entries: with few free slots and many running jobs,
         one pass would see only a corner of the PEL, so passes continue until the scan wraps.
@@ -127,7 +136,7 @@ class Reclaimer:
                 break
             cursor, claimed, deleted = await self._script(
                 keys=[self.keys.stream],
-                args=[self.keys.group, self.consumer, self.min_idle_ms, self._cursor, want],
+                args=[self.keys.group, self.consumer, min_idle_ms or self.min_idle_ms, self._cursor, want],
             )
             self._cursor = _text(cursor)
             found.add(claimed, deleted)
@@ -209,8 +218,9 @@ class Recovery:
         if free > 0 and now >= self._reclaim_at and renewed_at > outage_at:
             # Scanning often is cheap (one XAUTOCLAIM) and bounds it at about lease + 2 s.
             self._reclaim_at = now + min(self.lease_s / 3, RECLAIM_SCAN_MAX_S)
-            if await redis_uptime_s(self.redis) >= restart_guard_s(self.lease_s):
-                found.append(await self.reclaimer.reclaim(free))
+            # After a Redis restart, only entries handed back on purpose until live consumers renewed.
+            guarded = await redis_uptime_s(self.redis) < restart_guard_s(self.lease_s)
+            found.append(await self.reclaimer.reclaim(free, min_idle_ms=RELEASE_IDLE_MS if guarded else None))
         return found
 
 

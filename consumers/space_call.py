@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import anyio
 import anyio.to_thread
@@ -118,8 +119,10 @@ class SpaceCaller:
     def _log_tokens(self) -> None:
         for token in self.tokens.rejected:
             log.error("hf token rejected", token=token.alias, source=token.source, problem=token.problem)
-        if self.tokens.anonymous:
+        if self.tokens.anonymous and _on_hugging_face(self.settings.space):
             log.warning("no hf token configured: anonymous calls use this machine's IP quota")
+        elif self.tokens.anonymous:  # a self-hosted or offline Space has no ZeroGPU quota to spend
+            log.info("no hf token configured: anonymous calls", space=self.settings.space)
         else:
             log.info(
                 "hf tokens",
@@ -434,3 +437,11 @@ class SpaceCaller:
 def _shown(space: str) -> str:
     """The Space id or URL as logged: credentials in a URL cut out."""
     return re.sub(r"(://)[^/@]*@", r"\1***@", space)
+
+
+def _on_hugging_face(space: str) -> bool:
+    """A Space id, or a URL served by Hugging Face: calls there spend a ZeroGPU quota."""
+    if not space.startswith(("http://", "https://")):
+        return True
+    host = (urlsplit(space).hostname or "").lower()
+    return host.endswith((".hf.space", "huggingface.co"))

@@ -18,9 +18,10 @@ receiver sees each job's events in order. 410 Gone drops the job's remaining eve
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
-import signal
+import socket
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ import anyio
 import msgspec
 from redis.exceptions import RedisError
 
+from consumers.stop_signals import watch_stop_signals
 from consumers.webhook_delivery import AttemptResult, Deliverer
 from jobs.apikeys import ANONYMOUS, KeyRing, load_key_ring, webhook_secrets_for
 from jobs.keys import Keys
@@ -277,20 +279,22 @@ class Dispatcher:
 
 async def _serve(settings: Settings) -> None:
     ring = load_key_ring(settings)
-    redis = connect(settings.redis_url, max_connections=settings.webhook_concurrency + 4, name="webhooks")
+    # Named per process: `ghibli up` knows the dispatcher it started is ready once it sees it connected.
+    name = f"webhooks:{socket.gethostname()}-{os.getpid()}"
+    redis = connect(settings.redis_url, max_connections=settings.webhook_concurrency + 4, name=name)
     deliverer = Deliverer(UrlPolicy.from_settings(settings), settings.webhook_timeout_seconds)
     dispatcher = Dispatcher(settings, redis, deliverer, ring)
     try:
         async with anyio.create_task_group() as tg:
 
+            def drain() -> None:
+                dispatcher.stop()  # in-flight deliveries finish
+                # Bounded: an attempt is bounded by its time-out; then the leases expire.
+                tg.cancel_scope.deadline = anyio.current_time() + settings.webhook_timeout_seconds + 5
+
             async def stop_on_signal() -> None:
-                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                    async for _signum in signals:
-                        log.info("webhooks: stopping; in-flight deliveries finish")
-                        dispatcher.stop()
-                        # Bounded: an attempt is bounded by its time-out; then the leases expire.
-                        tg.cancel_scope.deadline = anyio.current_time() + settings.webhook_timeout_seconds + 5
-                        return
+                # "At once": in-flight attempts are cut; their jobs are due again when the lease expires.
+                await watch_stop_signals(drain, tg.cancel_scope.cancel, process="webhooks")
 
             tg.start_soon(stop_on_signal)
             log.info("webhooks: dispatcher running", concurrency=settings.webhook_concurrency)

@@ -13,7 +13,6 @@ import contextlib
 import math
 import random
 import shutil
-import signal
 import tempfile
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from consumers.lease import Leases
 from consumers.outage import REDIS_DOWN, Backoff
 from consumers.recovery import MIN_VERSION, Reaper, Recovery, redis_version
 from consumers.retry import DueMover
+from consumers.stop_signals import watch_stop_signals
 from jobs.blobs import BlobStore, FileBlobStore
 from jobs.logs import get_logger
 from jobs.redis_conn import BLOCK_MS
@@ -99,7 +99,7 @@ class Consumer:
         self._to_release: list[str] = []
         self._slot_freed = anyio.Event()
         self._stopping = anyio.Event()
-        self._give_up = anyio.Event()  # a second signal: stop waiting (for calls, for Redis)
+        self._give_up = anyio.Event()  # "stop at once": stop waiting (for calls, for Redis)
         self._grace = anyio.CancelScope()
         self._outage_at = -math.inf  # monotonic time Redis was last seen unavailable
         self._renewed_at = -math.inf  # monotonic time of the last successful lease renewal
@@ -118,7 +118,8 @@ class Consumer:
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def run(self) -> None:
-        """Work until SIGTERM/SIGINT; then finish running calls within the grace period."""
+        """Work until SIGTERM/SIGINT; then finish running calls within the grace period (SIGQUIT, or
+        a second request after consumers/stop_signals.py's window: stop them and hand them back)."""
         try:
             async with anyio.create_task_group() as outer:
                 outer.start_soon(self._watch_signals)
@@ -142,16 +143,15 @@ class Consumer:
     def stop(self) -> None:
         self._stopping.set()
 
+    def stop_now(self) -> None:
+        """Stop waiting: running calls are stopped at once and their entries handed back."""
+        self._stopping.set()
+        self._give_up.set()
+        self._grace.cancel()
+
     async def _watch_signals(self) -> None:
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-            async for signum in signals:
-                if not self._stopping.is_set():
-                    log.info("stopping: no new jobs", signal=signal.Signals(signum).name)
-                    self.stop()
-                else:
-                    log.warning("second signal: not waiting any longer")
-                    self._give_up.set()
-                    self._grace.cancel()
+        # One request delivered twice (terminal group + supervisor) is not a second request.
+        await watch_stop_signals(self.stop, self.stop_now, process="consumer")
 
     async def _start_up(self) -> bool:
         """Check Redis, create the group, take the name, hand back what a predecessor left."""
@@ -376,9 +376,7 @@ class Consumer:
         self._name_lost = True
         for running in self._running.values():
             running.halt(TAKEN_OVER)
-        self.stop()
-        self._give_up.set()
-        self._grace.cancel()
+        self.stop_now()
 
     async def _lease_loop(self) -> None:
         backoff = Backoff()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -73,9 +73,13 @@ INGEST = (
 )
 
 
-def settings_options(*names: str) -> Callable[[F], F]:
-    """Click options for these settings; secrets are read from the environment only."""
+def settings_options(*names: str, shown: Mapping[str, str] | None = None) -> Callable[[F], F]:
+    """Click options for these settings; secrets are read from the environment only.
+
+    `shown` replaces the default a command's help shows where the command itself picks the value
+    (`up` starts its own Redis and Space), so help never lists a default that is not used."""
     infos = {info.name: info for info in iter_settings()}
+    shown = shown or {}
 
     def decorate(fn: F) -> F:
         for name in reversed(names):
@@ -86,7 +90,7 @@ def settings_options(*names: str) -> Callable[[F], F]:
                 envvar=info.env,
                 show_envvar=True,
                 default=None,
-                help=f"{info.help} [default: {info.default}]",
+                help=f"{info.help} [default: {shown.get(name, info.default)}]",
             )(fn)
         return fn
 
@@ -112,8 +116,18 @@ def cli() -> None:
     """ghibli-pipeline: photos in, Studio-Ghibli-style pictures out."""
 
 
+# What `up` really uses where it picks a value itself.
+UP_SHOWN = {
+    "redis_url": "a Redis started here on --redis-port, redis://127.0.0.1:6380/0",
+    "space": "the offline Space started here on --space-port, http://127.0.0.1:7861/",
+    "consumer_name": "<host>-up-<n> for consumer n",
+    "metrics_port": "0 (off); when set, consumer n listens on this port + n",
+    "log_format": "auto: console when up runs on a terminal, else json",
+}
+
+
 @cli.command()
-@settings_options(*COMMON, *CONSUMER, *INGEST)
+@settings_options(*COMMON, *CONSUMER, *INGEST, shown=UP_SHOWN)
 @click.option(
     "--consumers",
     type=click.IntRange(1, 64),
@@ -157,12 +171,17 @@ def cli() -> None:
     show_default=True,
     envvar="GHIBLI_UP_DATA_DIR",
     show_envvar=True,
-    help="Where the Redis started here keeps its append-only file.",
+    help="Where the Redis started here keeps its append-only file, and where up records the stack "
+    "(stack.json) for the other commands run here.",
 )
 def up(
     consumers: int, redis_port: int, space_port: int, space_engine: str, data_dir: Path, **values: Any
 ) -> None:
-    """Start the whole stack here: Redis, the offline Space, ingest and consumers."""
+    """Start the whole stack here: Redis, the offline Space, ingest, consumers and webhooks.
+
+    Says "up" once every part answers. Ctrl-C (or SIGTERM, SIGHUP) stops it in order: ingest,
+    then consumers finish running jobs within the grace period, then the Space, then Redis. A second
+    Ctrl-C stops at once: running jobs are handed back and run again at the next start."""
     from ghibli.up import StackOptions, run_stack
 
     settings = _settings(values)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 import click
 
 from ghibli.job_display import Display, describe
+from ghibli.stack import DEFAULT_SERVER, server_callback
 
 if TYPE_CHECKING:
     # httpx takes half a second to import: `ghibli --help` and the other commands skip it.
@@ -43,11 +44,11 @@ def server_option(fn: F) -> F:
     )(fn)
     return click.option(
         "--server",
-        default="http://127.0.0.1:8000",
-        show_default=True,
+        default=None,
         envvar="GHIBLI_SERVER",
         show_envvar=True,
-        help="Base URL of the ingest API.",
+        callback=server_callback,
+        help=f"Base URL of the ingest API. [default: the stack `ghibli up` runs here, else {DEFAULT_SERVER}]",
     )(fn)
 
 

@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ghibli.cli import COMMON, _settings, settings_options
+from ghibli.cli import COMMON, settings_options
+from ghibli.stack import resolve_or_fail
 
 if TYPE_CHECKING:
     from jobs.dead_letters import DeadLetters
@@ -31,9 +32,13 @@ async def _with_dead_letters(settings: Settings, work: Any) -> Any:
 
 
 def _run(values: dict[str, Any], work: Any) -> Any:
+    """Against the Redis of the options, the variables or the stack `ghibli up` runs here, named first."""
     import anyio
 
-    return anyio.run(_with_dead_letters, _settings(values), work)
+    ctx = click.get_current_context()
+    target = resolve_or_fail(values, ctx)
+    click.echo(f"dlq: {target.describe('redis_url')}", err=True)
+    return anyio.run(_with_dead_letters, target.settings, work)
 
 
 @click.group()

@@ -10,7 +10,8 @@ import click
 
 from ghibli.cli import settings_options
 from ghibli.findings import Level, fail
-from jobs.settings import Settings, SettingsError, iter_settings, load_settings
+from ghibli.stack import resolve
+from jobs.settings import Settings, SettingsError, iter_settings
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -73,18 +74,22 @@ def doctor(
     **values: Any,
 ) -> None:
     """Check settings, Redis (version, persistence, memory policy), the jobs stream and group, the
-    HF tokens and the Space's endpoint; print what to fix. Exits 1 when something is wrong."""
-    names = {info.name for info in iter_settings()}
+    HF tokens and the Space's endpoint; print what to fix. Exits 1 when something is wrong.
+
+    Without options or variables it checks the stack `ghibli up` runs here, if any."""
     try:
-        settings = load_settings({k: v for k, v in values.items() if k in names})
+        # Options and variables first, then the stack `ghibli up` runs here (ghibli/stack.py).
+        target = resolve(values, click.get_current_context())
     except SettingsError as exc:
         findings = [fail("settings", str(exc), "Fix the variable (or option) named above.")]
     else:
         if probe is not None:
-            findings = _probe(probe, settings, space_port, timeout_s)
+            findings = _probe(probe, target.settings, space_port, timeout_s)
         else:
+            # The first line says what is checked and where that came from.
+            click.echo(f"doctor: {target.describe('redis_url', 'space')}", err=as_json)
             wanted = CHECKS if "all" in checks else tuple(c for c in CHECKS if c in checks)
-            findings = _diagnose(wanted, settings, timeout_s)
+            findings = _diagnose(wanted, target.settings, timeout_s)
 
     if as_json:
         click.echo(json.dumps([_as_dict(f) for f in findings], indent=2))

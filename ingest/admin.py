@@ -28,7 +28,15 @@ from jobs.model import JobRecord, Status
 from jobs.token_state import PoolView, read_pool
 from jobs.wire import ErrorInfo
 
-__all__ = ["AdminController", "AdminJob", "JobsPage", "require_admin"]
+__all__ = [
+    "AdminController",
+    "AdminJob",
+    "JobsPage",
+    "admin_disabled",
+    "bearer_matches",
+    "require_admin",
+    "secret_matches",
+]
 
 _REALM = 'Bearer realm="ghibli-admin"'
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
@@ -40,12 +48,26 @@ def _digest(value: str) -> bytes:
     return hashlib.sha256(value.encode()).digest()
 
 
+def secret_matches(secret: str, given: str) -> bool:
+    """`given` is the admin secret (constant time; an empty secret never matches)."""
+    return bool(secret) and hmac.compare_digest(_digest(given), _digest(secret))
+
+
+def bearer_matches(secret: str, authorization: str) -> bool:
+    """The Authorization header is `Bearer <secret>`."""
+    scheme, _sep, given = authorization.partition(" ")
+    return scheme.lower() == "bearer" and secret_matches(secret, given.strip())
+
+
+def admin_disabled() -> Problem:
+    return Problem(404, "admin_disabled", "Admin routes are disabled", "Set ADMIN_SECRET to enable them.")
+
+
 async def require_admin(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     secret = services_from_state(connection.app.state).settings.admin_secret
     if not secret:
-        raise Problem(404, "admin_disabled", "Admin routes are disabled", "Set ADMIN_SECRET to enable them.")
-    scheme, _sep, given = connection.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(_digest(given.strip()), _digest(secret)):
+        raise admin_disabled()
+    if not bearer_matches(secret, connection.headers.get("authorization", "")):
         raise Problem(
             401,
             "unauthorized",

@@ -12,6 +12,7 @@ from litestar.openapi import OpenAPIConfig
 from ingest.admin import AdminController
 from ingest.auth import provide_caller
 from ingest.compat import compat_router
+from ingest.cors import cors_config
 from ingest.health import healthz, readyz
 from ingest.jobs_api import JobsController
 from ingest.limits import RateLimitMiddleware
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # Outermost first: every request is logged once, including those the rate limit refuses.
         middleware=[RequestLogMiddleware(), RateLimitMiddleware()],
         plugins=[problem_details_plugin()],
+        cors_config=cors_config(settings),
         openapi_config=OpenAPIConfig(
             title="ghibli-pipeline ingest",
             version="1.0.0",

@@ -4,13 +4,16 @@
   `{taskId, message, estimatedTime}`. Same checks, limits, cache and queue as POST /v1/jobs; errors
   are problem documents that also carry the old `error` member.
 - `GET|POST /api/transform-ghibli/check/{taskId}` -> 200 `{status: "processing", progress (0-100),
-  elapsedTime (s)}` while the job runs; the picture itself (its real Content-Type, never cached)
-  when done; 404 `{status: "not_found"}`; 500 `{status: "failed", error}` when it failed or was
-  cancelled. These two error bodies keep the old shape (plain JSON, `status` a word, not a number)
-  because old clients branch on it; they also carry our stable `code`.
+  elapsedTime (s)}` while the job runs, after holding the request until the job is over or
+  GHIBLI_LONG_POLL_SECONDS (25 s) have passed (ingest/long_poll.py); the picture itself (its real
+  Content-Type, never cached) when done; 404 `{status: "not_found"}`; 500 `{status: "failed",
+  error}` when it failed or was cancelled. These two error bodies keep the old shape (plain JSON,
+  `status` a word, not a number) because old clients branch on it; they also carry our `code`.
 
-Unlike the old product, a failed job is never answered with the uploaded photo, and old clients
-that give up polling after ~42 s can simply keep polling: jobs are not lost.
+- `GET /api/token-status`: the old token report (ingest/token_status.py), aliases only.
+
+Unlike the old product, a failed job is never answered with the uploaded photo, and the old page's
+30 checks, held 25 s each, cover 12 minutes of queue, quota waits and Space time instead of 42 s.
 """
 
 from __future__ import annotations
@@ -32,10 +35,12 @@ from ingest.auth import Caller, submitter_guard
 from ingest.intake import accept_submission
 from ingest.jobs_api import JOB_ID
 from ingest.limits import SUBMITS, backlog_guard
+from ingest.long_poll import hold_until, is_terminal
 from ingest.params import JobForm
 from ingest.problems import problem_details_handler, problem_responses
 from ingest.results import add_image_content
 from ingest.services import Services
+from ingest.token_status import token_status
 from jobs.model import Status
 
 __all__ = ["compat_router"]
@@ -118,8 +123,20 @@ async def transform_ghibli(
         **problem_responses(429),
     },
 )
-async def check_task(task_id: FromPath[str], services: NamedDependency[Services]) -> Response[Any]:
-    record = await services.store.get(task_id) if JOB_ID.fullmatch(task_id) else None
+async def check_task(
+    task_id: FromPath[str], services: NamedDependency[Services], request: Request[Any, Any, Any]
+) -> Response[Any]:
+    record = None
+    if JOB_ID.fullmatch(task_id):
+        # Held until the job is over (or GHIBLI_LONG_POLL_SECONDS): progress changes do not end the
+        # hold, since an old client spends one of its few polls on every answer.
+        record = await hold_until(
+            services,
+            request,
+            task_id,
+            timeout_s=services.settings.long_poll_seconds,
+            ready=lambda _first: is_terminal,
+        )
     if record is None:
         return Response(CompatMissing(status="not_found", code="job_not_found"), status_code=404)
     if record.status is Status.SUCCEEDED:
@@ -148,7 +165,7 @@ def _problem_with_error(request: Request[Any, Any, Any], exc: Exception) -> Resp
 
 compat_router = Router(
     "/",
-    route_handlers=[transform_ghibli, check_task],
+    route_handlers=[transform_ghibli, check_task, token_status],
     tags=["compatibility"],
     exception_handlers={
         ProblemDetailsException: _problem_with_error,

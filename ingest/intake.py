@@ -59,6 +59,8 @@ async def accept_submission(
         JOBS_SUBMITTED_BY_KEY.labels(key=caller.label).inc()
         if accepted.outcome == "cache_hit":
             JOBS_DEDUPLICATED.labels(kind="cache").inc()
+        elif accepted.outcome == "merged":  # a job of its own, sharing an identical job's Space call
+            JOBS_DEDUPLICATED.labels(kind="in_flight").inc()
     log.info("submission accepted", job_id=accepted.job_id, key_id=caller.label, outcome=accepted.outcome)
     return accepted
 
@@ -91,7 +93,7 @@ async def _accept(services: Services, form: JobForm, idempotency_key: str | None
     try:
         async with services.unfinished.slot(caller.key) as slot:
             accepted = await _queue(services, job_id, requested, raw, idem, fingerprint, extra)
-            if accepted.outcome == "queued":
+            if accepted.outcome in ("queued", "merged"):
                 slot.hold(accepted.job_id)
     except TooManyUnfinished as exc:
         raise Problem(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio.to_thread
-from litestar import Controller, Response, delete, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
@@ -18,6 +18,7 @@ from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 from ingest.auth import Caller, submitter_guard
 from ingest.intake import accept_submission, accepted_view
 from ingest.limits import SUBMITS, backlog_guard
+from ingest.long_poll import changed_since, hold_until
 from ingest.params import JobForm
 from ingest.problems import Problem, problem_responses
 from ingest.results import (
@@ -58,7 +59,7 @@ IdempotencyKey = Annotated[
 async def job_or_404(services: Services, job_id: str) -> JobRecord:
     """The job, or 404 (a malformed id is simply not found: ids are capabilities, not hints)."""
     record = await services.store.get(job_id) if JOB_ID.fullmatch(job_id) else None
-    if record is None:
+    if record is None or record.withdrawn:  # withdrawn: erased by its owner (jobs/lua/cancel.lua)
         raise job_not_found()
     return record
 
@@ -114,10 +115,37 @@ class JobsController(Controller):
     @get(
         "/{job_id:str}",
         summary="A job's status",
+        description="With `wait=N` the request is held until the job's `version` is above `after` (the "
+        "version you already have; default: the version when the request arrived) or the job is over, "
+        "for at most N seconds (capped by GHIBLI_LONG_POLL_SECONDS), then answered with the job as it is: "
+        "a long-poll for clients that cannot read Server-Sent Events.",
         responses=problem_responses(400, 404, 429),
     )
-    async def status(self, job_id: FromPath[str], services: NamedDependency[Services]) -> JobView:
-        return job_view(await job_or_404(services, job_id))
+    async def status(
+        self,
+        job_id: FromPath[str],
+        services: NamedDependency[Services],
+        request: Request[Any, Any, Any],
+        wait: Annotated[
+            float, QueryParameter(ge=0, le=3600, description="Hold up to this many seconds for a change.")
+        ] = 0,
+        after: Annotated[
+            int | None, QueryParameter(ge=0, description="The job `version` you have (with `wait`).")
+        ] = None,
+    ) -> JobView:
+        timeout_s = min(wait, services.settings.long_poll_seconds)
+        if timeout_s <= 0 or not JOB_ID.fullmatch(job_id):
+            return job_view(await job_or_404(services, job_id))
+        record = await hold_until(
+            services,
+            request,
+            job_id,
+            timeout_s=timeout_s,
+            ready=lambda first: changed_since(first.version if after is None else after),
+        )
+        if record is None:
+            raise job_not_found()
+        return job_view(record)
 
     @get(
         "/{job_id:str}/result",

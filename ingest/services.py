@@ -14,6 +14,7 @@ from litestar.datastructures import State
 from redis.asyncio import Redis
 
 from ingest.client_ip import ClientAddress
+from ingest.held import HeldRequests
 from ingest.webhook_request import WebhookIntake
 from jobs.apikeys import KeyRing, load_key_ring
 from jobs.blobs import BlobStore, open_blob_store
@@ -42,6 +43,7 @@ class Services:
     limiter: RateLimiter
     events: EventsHub
     client_address: ClientAddress
+    held: HeldRequests  # long-polls open per client (ingest/held.py)
     # Decoding a 40 MP photo takes ~200 MB for a moment: at most a few at once, whatever the load.
     image_work: anyio.CapacityLimiter
     # API keys (ingest/auth.py) and webhook subscriptions (ingest/webhook_request.py).
@@ -74,6 +76,7 @@ def open_services(settings: Settings) -> Services:
         limiter=RateLimiter(redis, keys),
         events=EventsHub(redis, keys),
         client_address=ClientAddress(settings.trusted_proxies),
+        held=HeldRequests(),
         image_work=anyio.CapacityLimiter(max(2, os.cpu_count() or 1)),
         api_keys=api_keys,
         unfinished=UnfinishedJobs(redis, keys, ttl_s=settings.job_ttl_seconds),

@@ -65,6 +65,11 @@ class Watch:
         return False
 
 
+def _shown(record: JobRecord) -> JobRecord | None:
+    """A withdrawn job (erased by its owner, still running for jobs merged into it) is gone to viewers."""
+    return None if record.withdrawn else record
+
+
 def _entries(reply: Any) -> list[tuple[bytes, dict[bytes, bytes]]]:
     """XREAD's reply as (entry id, fields), for RESP2 lists and RESP3 dicts alike."""
     if not reply:
@@ -131,7 +136,7 @@ class EventsHub:
 
     async def read(self, job_id: str) -> JobRecord | None:
         raw = await self._redis.hgetall(self._keys.job(job_id))
-        return JobRecord.from_hash(job_id, raw) if raw else None  # type: ignore[arg-type] # bytes
+        return _shown(JobRecord.from_hash(job_id, raw)) if raw else None  # type: ignore[arg-type] # bytes
 
     async def snapshot(self, watch: Watch) -> JobRecord | None:
         """The watched job as it is now, read at most once for all viewers that ask together.
@@ -196,7 +201,7 @@ class EventsHub:
             hashes = await pipe.execute()
         for job_id, raw in zip(changed, hashes, strict=True):
             try:
-                record = JobRecord.from_hash(job_id, raw) if raw else None
+                record = _shown(JobRecord.from_hash(job_id, raw)) if raw else None
             except (ValueError, TypeError) as exc:  # a malformed hash must not stop the reader
                 log.error("events reader: bad job hash", job_id=job_id, error=str(exc))
                 continue

@@ -72,6 +72,14 @@ class Keys:
     def result_cache(self, digest: str) -> str:
         return f"{self.prefix}cache:{digest}"
 
+    def in_flight(self, digest: str) -> str:
+        """The unfinished job (the leader) that will produce the result-cache entry `digest`."""
+        return f"{self.prefix}inflight:{digest}"
+
+    def followers(self, job_id: str) -> str:
+        """SET of the jobs merged into this leader's Space call (jobs/lua/prelude.lua)."""
+        return f"{self.prefix}followers:{job_id}"
+
     def rate_limit(self, bucket: str) -> str:
         """Token bucket of one client (a hash of its address or key id), shared by all ingest processes."""
         return f"{self.prefix}rl:{bucket}"

@@ -86,6 +86,9 @@ class JobRecord(msgspec.Struct, kw_only=True):
     result_key: str = ""
     result_type: str = ""
     cache_hit: bool = False
+    # Erased by its owner while jobs merged into it still wanted its Space call (jobs/lua/cancel.lua):
+    # the run goes on for them, but the job itself is shown to nobody.
+    withdrawn: bool = False
     # Who submitted it (an API key id, never the key) and its webhook deliveries (jobs/webhooks.py).
     key_id: str = ""
     wh_events: str = ""  # ",started,completed," as subscribed; empty: no webhook
@@ -107,8 +110,9 @@ class JobRecord(msgspec.Struct, kw_only=True):
             strict=False,
         )
         rest = {k: v for k, v in fields.items() if k in _RECORD_FIELDS}
-        if "cache_hit" in rest:
-            rest["cache_hit"] = "true" if rest["cache_hit"] in ("1", "true") else "false"
+        for flag in ("cache_hit", "withdrawn"):
+            if flag in rest:
+                rest[flag] = "true" if rest[flag] in ("1", "true") else "false"
         return msgspec.convert({"id": job_id, "params": params, **rest}, cls, strict=False)
 
 

@@ -20,7 +20,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import msgspec
 from msgspec import Meta
 
-__all__ = ["SettingInfo", "Settings", "SettingsError", "iter_settings", "load_settings"]
+__all__ = ["SettingInfo", "Settings", "SettingsError", "iter_settings", "load_settings", "parse_origins"]
 
 
 def _m(env: str, help_: str, **constraints: Any) -> Meta:
@@ -208,6 +208,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             "Comma list of proxy addresses/CIDRs whose X-Forwarded-For is believed; empty trusts none.",
         ),
     ] = ""
+    cors_origins: Annotated[
+        str,
+        _m(
+            "GHIBLI_CORS_ORIGINS",
+            "Comma list of origins (https://app.example.com) whose pages may call the API from the browser "
+            "(CORS); * for any; empty: none. Credentials (cookies) are never allowed.",
+        ),
+    ] = ""
     idempotency_ttl_seconds: Annotated[
         int,
         _m("GHIBLI_IDEMPOTENCY_TTL_SECONDS", "How long an Idempotency-Key maps to its job.", ge=60),
@@ -220,9 +228,28 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         float,
         _m("GHIBLI_SSE_KEEPALIVE_SECONDS", "Interval of the keep-alive comments on open SSE streams.", gt=0),
     ] = 15.0
+    long_poll_seconds: Annotated[
+        float,
+        _m(
+            "GHIBLI_LONG_POLL_SECONDS",
+            "Longest a status check is held open waiting for the job to change (the compatibility "
+            "check route; GET /v1/jobs/{id}?wait=); keep it under every proxy's read time-out; 0 = answer "
+            "at once.",
+            ge=0,
+            le=300,
+        ),
+    ] = 25.0
     admin_secret: Annotated[
         str, _m("ADMIN_SECRET", "Bearer secret of the admin routes; empty disables them.")
     ] = ""
+    admin_secret_in_query: Annotated[
+        bool,
+        _m(
+            "GHIBLI_ADMIN_SECRET_IN_QUERY",
+            "Also accept ADMIN_SECRET as ?secret= on GET /api/token-status, as the old product did. Risky: "
+            "URLs end up in proxy, browser and CDN logs; prefer the Authorization header.",
+        ),
+    ] = False
 
     # --- API keys and webhooks (jobs/apikeys.py, docs/webhooks.md) --------------------------
     api_keys: Annotated[
@@ -328,6 +355,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                 ipaddress.ip_network(proxy, strict=False)
             except ValueError:
                 raise ValueError(f"GHIBLI_TRUSTED_PROXIES: {proxy!r} is not an address or CIDR") from None
+        try:
+            parse_origins(self.cors_origins)
+        except ValueError as exc:
+            raise ValueError(f"GHIBLI_CORS_ORIGINS: {exc}") from None
         for network in filter(None, (n.strip() for n in self.webhook_allow_networks.split(","))):
             try:
                 ipaddress.ip_network(network, strict=False)
@@ -379,6 +410,20 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
 
 _LOG_LEVELS = ("debug", "info", "warning", "error")
+_ORIGIN = re.compile(r"https?://(\*\.)?[A-Za-z0-9.-]+(:\d{1,5})?|\*")
+
+
+def parse_origins(raw: str) -> list[str]:
+    """GHIBLI_CORS_ORIGINS as a list: `https://app.example.com`, `http://localhost:3000`,
+    `https://*.example.com` or `*`; raises ValueError naming the first entry that is none of them
+    (a path or a trailing slash would never match a browser's Origin header)."""
+    origins = [o.strip() for o in raw.split(",") if o.strip()]
+    for origin in origins:
+        if not _ORIGIN.fullmatch(origin):
+            raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path), nor *")
+    return origins
+
+
 _SECRET_FIELDS = frozenset({"admin_secret", "api_keys", "webhook_secret"})
 
 

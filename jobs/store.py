@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from jobs.keys import Keys
 
-__all__ = ["Claim", "ClaimRefused", "JobStore", "now_ms"]
+__all__ = ["Claim", "ClaimRefused", "FollowersWaiting", "JobStore", "now_ms"]
 
 EVENTS_MAXLEN = 100_000
 # The dead-letter stream is an operator's to-do list: long, but not unbounded.
@@ -70,6 +70,14 @@ class ClaimRefused(msgspec.Struct, frozen=True):
     reason: str
     attempt: int = 0
     deliveries: int = 0
+
+
+class FollowersWaiting(Exception):
+    """finish() refused a success: these jobs merged into this one need their own copy of the result."""
+
+    def __init__(self, followers: list[str]) -> None:
+        super().__init__(f"{len(followers)} followers need a copy of the result")
+        self.followers = followers
 
 
 class JobStore:
@@ -143,9 +151,17 @@ class JobStore:
         )
         return _text(verdict)
 
-    async def finish(self, claim: Claim, status: Status, **fields: object) -> str:
-        """Terminal status + XACK + XDEL in one step, fenced like update()."""
-        verdict = await self._scripts.finish(
+    async def finish(
+        self, claim: Claim, status: Status, *, copies: Mapping[str, str] | None = None, **fields: object
+    ) -> str:
+        """Terminal status + XACK + XDEL in one step, fenced like update().
+
+        Returns 'ok', 'withdrawn' (done, for the followers of a job its owner erased), 'fenced',
+        'missing' or the terminal status the job already had. A success of a job with followers
+        needs `copies` (follower id -> its own copy of the result); FollowersWaiting names those
+        still without one, and nothing was written.
+        """
+        reply = await self._scripts.finish(
             keys=[self.keys.job(claim.job_id), self.keys.events, self.keys.stream, self.keys.entries],
             args=[
                 claim.job_id,
@@ -156,10 +172,13 @@ class JobStore:
                 claim.entry_id,
                 now_ms(),
                 self.blob_ttl_s,
+                ",".join(f"{job}={blob}" for job, blob in (copies or {}).items()),
                 *_flatten(fields),
             ],
         )
-        return _text(verdict)
+        if isinstance(reply, list):
+            raise FollowersWaiting([_text(job) for job in reply[1:]])
+        return _text(reply)
 
     async def ack(self, entry_id: str) -> None:
         await self._scripts.ack(keys=[self.keys.stream, self.keys.entries], args=[self.keys.group, entry_id])

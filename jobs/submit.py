@@ -9,6 +9,16 @@ Result cache: the same normalized photo with the same parameters (seed included)
 job created already `succeeded` with `cache_hit` set, without a stream entry or a Space call. The
 cached result is *copied* into the new job's own blob: every job owns its blobs, so deleting one job
 can never take away a picture another job still shows (the price: a second copy until the blob TTL).
+
+Merged jobs (same switch): while such a job is still unfinished (queued, running, retrying or
+waiting for quota), an identical submission becomes its *follower*: a job of its own (own id,
+status, photo and result) with no stream entry, sharing the leader's Space call. The leader's
+every change is copied to its followers by the script that makes it (jobs/lua/prelude.lua); when
+it succeeds, the consumer first copies the picture for each follower (finish.lua insists), and a
+failure reaches them as their own. Cancelling a follower only takes it out of the group;
+cancelling (erasing) a leader that still has followers *withdraws* it instead of stopping its
+call: it disappears for its owner (404, no more webhooks) and its run goes on, on a follower's
+copy of the photo, until it ends or no follower is left (jobs/lua/cancel.lua).
 """
 
 from __future__ import annotations
@@ -56,7 +66,7 @@ class Accepted:
 
     job_id: str
     body: bytes
-    outcome: Literal["queued", "cache_hit", "replay"]
+    outcome: Literal["queued", "merged", "cache_hit", "replay"]
 
 
 def idempotency_digest(key: str, scope: str = "") -> str:
@@ -163,6 +173,7 @@ class Submissions:
                 self.keys.stream,
                 self.keys.events,
                 self.keys.idempotency(idem_digest or "-"),
+                self.keys.in_flight(digest),
             ],
             args=[
                 job_id,
@@ -172,12 +183,14 @@ class Submissions:
                 fingerprint,
                 mode,
                 body,
+                1 if self.result_cache else 0,
+                self.keys.followers(""),
                 *(item for pair in fields.items() for item in pair),
             ],
         )
         verdict = _text(reply[0])
         if verdict == "created":
-            return Accepted(job_id, body, "cache_hit" if cached is not None else "queued")
+            return Accepted(job_id, body, _OUTCOMES[_text(reply[2])])
         if verdict == "replay":
             # A racing request with the same key won; nothing refers to these blobs.
             await self.blobs.delete(*written)
@@ -222,6 +235,13 @@ class Submissions:
             pipe.zcard(self.keys.delayed)
             length, delayed = await pipe.execute()
         return int(length) + int(delayed)
+
+
+_OUTCOMES: dict[str, Literal["queued", "merged", "cache_hit"]] = {
+    "queued": "queued",
+    "merged": "merged",
+    "cached": "cache_hit",
+}
 
 
 def _media_type(data: bytes) -> str:

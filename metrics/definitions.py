@@ -52,8 +52,9 @@ DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 45, 60, 90, 120
 JOBS_SUBMITTED = Counter("ghibli_jobs_submitted_total", "Jobs accepted (202) by ingest.")
 JOBS_DEDUPLICATED = Counter(
     "ghibli_jobs_deduplicated_total",
-    "Submissions answered without a new Space call: result cache hits and idempotent replays.",
-    ["kind"],  # cache | idempotency
+    "Submissions answered without a new Space call: result cache hits, idempotent replays and jobs "
+    "merged into an identical one in flight.",
+    ["kind"],  # cache | idempotency | in_flight
 )
 JOBS_REJECTED = Counter(
     "ghibli_jobs_rejected_total", "Submissions refused, by reason (the problem code).", ["reason"]
@@ -149,7 +150,7 @@ RECLAIM_REASONS = ("heartbeat_expired", "lease_expired", "deleted_entry")
 ERROR_CLASSES = ("quota", "transient", "broken", "permanent")
 for _outcome in FINISH_OUTCOMES:
     JOBS_FINISHED.labels(outcome=_outcome)
-for _kind in ("cache", "idempotency"):
+for _kind in ("cache", "idempotency", "in_flight"):
     JOBS_DEDUPLICATED.labels(kind=_kind)
 for _reason in RECLAIM_REASONS:
     JOBS_RECLAIMED.labels(reason=_reason)

@@ -85,7 +85,7 @@ def cloud_layer(h: int, w: int, sky_rows: tuple[int, int], look: Look, rng: np.r
     slots = rng.permutation(max(n, 1))  # one horizontal slot each: clouds spread, not heaped
     for i in range(n):
         width = cw * rng.uniform(0.2, 0.42)
-        height = min(width * rng.uniform(0.3, 0.5), span * 0.55)
+        height = min(width * rng.uniform(0.3, 0.5) * look.cloud_size, span * 0.6)
         cx = (slots[i] + rng.uniform(0.15, 0.85)) / n * cw * 1.1 - cw * 0.05
         base = top + span * rng.uniform(0.4, 0.95)
         puffs += [(p, base) for p in _cloud_puffs(cx, base, width, height, rng)]

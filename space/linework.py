@@ -29,30 +29,45 @@ def line_art(gray: F32, scale: float, *, tau: float = 0.985, eps: float = -0.004
     gx = cv2.Sobel(g2, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(g2, cv2.CV_32F, 0, 1, ksize=3)
     strength = np.clip((cv2.magnitude(gx, gy) - np.float32(0.04)) * np.float32(6), 0, 1)
-    ink = ink * strength
+    ink = _drop_specks(ink * strength, scale)
     # Soft, slightly thinned: a pen line, not a pixel edge.
     return np.asarray(cv2.GaussianBlur(ink, (0, 0), 0.5 * max(scale, 0.6)), dtype=np.float32)
 
 
+def _drop_specks(ink: F32, scale: float) -> F32:
+    """Ink without its dots: short blobs (fur flecks, pores, noise) are not lines, and drawn in
+    dark ink they read as black specks. A mark is kept if it is at least ~9 pixels long at 768."""
+    marks = (ink > 0.2).astype(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(marks, connectivity=8)
+    if count <= 1:
+        return ink
+    length = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+    keep = (length >= max(4.0, 9.0 * scale)).astype(np.uint8)
+    keep[0] = 0
+    near = cv2.dilate(keep[labels], np.ones((3, 3), np.uint8))  # the soft rim of a kept line stays
+    return np.asarray(ink * near, dtype=np.float32)
+
+
 def paper_texture(
-    h: int, w: int, rng: np.random.Generator, *, paper: float = 1.0, blotch: float = 1.0
+    h: int,
+    w: int,
+    rng: np.random.Generator,
+    *,
+    paper: float = 1.0,
+    blotch: float = 1.0,
+    strokes: F32 | None = None,
 ) -> F32:
-    """Multiplicative texture around 1.0: paper grain and brush streaks (`paper`), pigment blotches.
+    """Multiplicative texture around 1.0: paper grain (`paper`), pigment blotches (`blotch`) and
+    brush marks (`strokes`, already weighted, any size: see space/brush.py).
 
     Drawn at half size and enlarged once: a paper tooth of about two pixels, and half the cost.
     """
     hh, hw = max(1, h // 2), max(1, w // 2)
     grain: F32 = rng.standard_normal((hh, hw), dtype=np.float32)
-    # Brush streaks: noise smeared along one seeded direction.
-    streak: F32 = rng.standard_normal((max(4, h // 3), max(4, w // 3)), dtype=np.float32)
-    k: F32 = np.zeros((9, 9), np.float32)
-    k[4, :] = 1 / 9
-    rot = cv2.getRotationMatrix2D((4, 4), rng.uniform(-35, 35), 1.0)
-    k = cv2.warpAffine(k, rot, (9, 9))
-    k = np.asarray(k / max(float(k.sum()), 1e-6), dtype=np.float32)
-    streak = cv2.resize(cv2.filter2D(streak, -1, k), (hw, hh), interpolation=cv2.INTER_LINEAR)
     # Pigment blotches: very low-frequency noise, as a wash dries unevenly.
     blot: F32 = rng.standard_normal((max(2, h // 48), max(2, w // 48)), dtype=np.float32)
     blot = cv2.resize(blot, (hw, hh), interpolation=cv2.INTER_CUBIC)
-    half = 1 + np.float32(paper) * (0.008 * grain + 0.012 * streak) + np.float32(0.012 * blotch) * blot
+    half = 1 + np.float32(paper * 0.008) * grain + np.float32(0.012 * blotch) * blot
+    if strokes is not None:
+        half += cv2.resize(strokes, (hw, hh), interpolation=cv2.INTER_LINEAR)
     return np.asarray(cv2.resize(half, (w, h), interpolation=cv2.INTER_LINEAR), dtype=np.float32)

@@ -15,7 +15,7 @@ import numpy.typing as npt
 
 from space.looks import Look
 
-__all__ = ["fit_palette", "grade", "quantize"]
+__all__ = ["fit_palette", "grade", "levels", "quantize"]
 
 F32 = npt.NDArray[Any]  # float32 pixels in 0..1 (OpenCV's stubs type its results loosely)
 U8 = npt.NDArray[Any]  # uint8 pixels or labels
@@ -88,12 +88,24 @@ def quantize(rgb: F32, centres: F32) -> tuple[F32, U8]:
 
 _FOLIAGE = np.array([np.cos(np.deg2rad(125)), np.sin(np.deg2rad(125))], dtype=np.float32)
 _FOLIAGE_WIDTH = np.float32(np.cos(np.deg2rad(50)))
-# Tone curve with a shoulder (1 - (1 - t)^1.25): highlights glow instead of clipping.
-_CURVE = (1 - (1 - np.linspace(0, 1, 1024, dtype=np.float32)) ** 1.25).astype(np.float32)
+# Tone curve with a shoulder (1 - (1 - t)^1.12): highlights glow instead of clipping.
+_RAMP = np.linspace(0, 1, 1024, dtype=np.float32)
+_SHOULDER = (1 - (1 - _RAMP) ** 1.12).astype(np.float32)
+_S_CURVE = (_RAMP * _RAMP * (3 - 2 * _RAMP)).astype(np.float32)
 
 
-def grade(rgb: F32, look: Look) -> F32:
-    """The Ghibli light: richer but soft chroma, fresh greens, lifted shadows, cream highlights."""
+def levels(lab: F32) -> tuple[float, float, float]:
+    """Lightness (0..100) of the photo's darkest 1 %, its median and its brightest 1 %."""
+    lo, mid, hi = np.percentile(lab[..., 0][::2, ::2], (1, 50, 99))
+    return float(lo), float(mid), float(hi)
+
+
+def grade(rgb: F32, look: Look, tones: tuple[float, float, float] = (0.0, 50.0, 100.0)) -> F32:
+    """The Ghibli light: richer but soft chroma, fresh greens, lifted shadows, cream highlights.
+
+    `tones` (from `levels`) stretches a flat, hazy photo towards the full range first, so a pale
+    cat or a foggy street does not come out washed out; a dark night photo is not brightened.
+    """
     lab = cv2.cvtColor(np.clip(rgb, 0, 1), cv2.COLOR_RGB2LAB)
     lightness, a, b = lab[..., 0], lab[..., 1], lab[..., 2]
     # Foliage: hues within 50 degrees of green (125 degrees in the a-b plane), with some chroma.
@@ -101,17 +113,27 @@ def grade(rgb: F32, look: Look) -> F32:
     closeness = (a * _FOLIAGE[0] + b * _FOLIAGE[1]) / chroma  # cosine of the hue difference
     foliage = np.clip((closeness - _FOLIAGE_WIDTH) / (1 - _FOLIAGE_WIDTH), 0, 1)
     foliage *= np.clip(chroma / 12, 0, 1)
-    # Turn foliage hues by look.green_shift degrees (towards yellow) and lift their chroma a bit.
+    # Turn foliage hues by look.green_shift degrees (towards yellow) and lift their chroma.
     turn = np.float32(np.deg2rad(look.green_shift)) * foliage
-    gain = np.float32(look.saturation) * (1 + np.float32(0.12) * foliage)
+    gain = np.float32(look.saturation) * (1 + np.float32(look.foliage_gain) * foliage)
     cos, sin = np.cos(turn) * gain, np.sin(turn) * gain
     a2 = a * cos + b * sin
     b2 = b * cos - a * sin
+    # A flat, hazy photo (1..99 % lightness spanning less than 85) gets more contrast around its
+    # median, at most 1.6x and without clipping: its exposure stays, its darks deepen (no washed
+    # out cat). A photo with a full range is left as it is.
+    lo, middle, hi = tones
+    gain = min(1.6, max(1.0, 85.0 / max(hi - lo, 1.0)))
+    gain = max(
+        1.0, min(gain, (97.0 - middle) / max(hi - middle, 1.0), (middle - 3.0) / max(middle - lo, 1.0))
+    )
+    lightness = (lightness - np.float32(middle)) * np.float32(gain) + np.float32(middle)
     t = np.clip(lightness * np.float32(look.exposure / 100), 0, 1)
-    t = _CURVE[(t * 1023).astype(np.intp)]
-    out = cv2.cvtColor(cv2.merge([t * 100, a2, b2]), cv2.COLOR_LAB2RGB)
+    index = (t * 1023).astype(np.intp)
+    t = _SHOULDER[index] + np.float32(look.contrast) * (_S_CURVE[index] - _RAMP[index])
+    out = cv2.cvtColor(cv2.merge([np.clip(t, 0, 1) * 100, a2, b2]), cv2.COLOR_LAB2RGB)
     # Warmth of the light, then 0..1 onto shadow..highlight: no pure black, no pure white.
-    lo = np.asarray(look.shadow, dtype=np.float32)
-    hi = np.asarray(look.highlight, dtype=np.float32)
+    lo_c = np.asarray(look.shadow, dtype=np.float32)
+    hi_c = np.asarray(look.highlight, dtype=np.float32)
     cast = np.asarray(look.cast, dtype=np.float32)
-    return np.asarray(lo + np.clip(out * cast, 0, 1) * (hi - lo), dtype=np.float32)
+    return np.asarray(lo_c + np.clip(out * cast, 0, 1) * (hi_c - lo_c), dtype=np.float32)

@@ -17,7 +17,7 @@ from jobs.blobs import RedisBlobStore
 from jobs.keys import Keys
 from jobs.model import Status
 from jobs.settings import Settings, load_settings
-from jobs.store import Claim, JobStore
+from jobs.store import Claim, FollowersWaiting, JobStore
 from tests.photos import encode, landscape
 from tests.procs import RedisServer, base_env
 
@@ -89,11 +89,25 @@ class Driver:
         assert await self.store.update(claim, Status.RUNNING, progress=fraction, phase=phase) == "ok"
 
     async def succeed(self, claim: Claim, data: bytes, media_type: str = "image/png") -> str:
+        """As consumers/job_run.py does: the result, and a copy for each job merged into this one."""
         key = f"out/{claim.job_id}/{claim.attempt}"
         await self.blobs.put(key, data, 3600)
-        return await self.store.finish(
-            claim, Status.SUCCEEDED, result_key=key, result_type=media_type, progress=1, phase="done"
-        )
+        copies: dict[str, str] = {}
+        while True:
+            try:
+                return await self.store.finish(
+                    claim,
+                    Status.SUCCEEDED,
+                    copies=copies,
+                    result_key=key,
+                    result_type=media_type,
+                    progress=1,
+                    phase="done",
+                )
+            except FollowersWaiting as waiting:
+                for job_id in waiting.followers:
+                    copies[job_id] = f"out/{job_id}/{claim.attempt}"
+                    await self.blobs.put(copies[job_id], data, 3600)
 
     async def fail(self, claim: Claim, code: str, message: str) -> str:
         return await self.store.finish(claim, Status.FAILED, error_code=code, error_message=message)

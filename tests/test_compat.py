@@ -24,7 +24,8 @@ NO_CACHE = {"cache-control": "no-cache, no-store, must-revalidate", "pragma": "n
 
 @pytest.fixture
 async def client(redis_server: RedisServer) -> AsyncIterator[AsyncTestClient[Any]]:
-    async with api(settings_for(redis_server)) as client:
+    # Checks answered at once: these tests are about shapes; holding is tests/test_long_poll.py's.
+    async with api(settings_for(redis_server, GHIBLI_LONG_POLL_SECONDS="0")) as client:
         yield client
 
 

@@ -15,6 +15,7 @@ import anyio
 import pytest
 
 from consumers.recovery import restart_guard_s
+from consumers.stop_signals import StopRequests
 from jobs.model import Status
 from tests.consumer_kit import (
     Pipeline,
@@ -188,3 +189,58 @@ async def _until_drained(pipe: Pipeline, timeout_s: float = 30) -> None:
     while await pipe.pending() or await pipe.redis.xlen(pipe.keys.stream):
         assert time.monotonic() < deadline, "entries left in the stream"
         await anyio.sleep(0.2)
+
+
+async def test_one_stop_request_delivered_twice_is_not_a_second_request(
+    redis_server: RedisServer, scripted_space: ScriptedSpace, procs: list[Proc], tmp_path: Path
+) -> None:
+    """A terminal's SIGINT to the group and a supervisor's forwarded SIGTERM, 0.1 s apart: one drain."""
+    async with pipeline(redis_server.url) as pipe:
+        [job_id] = await pipe.submit(prompt="slow twice")
+        proc = start(procs, redis_server, scripted_space, tmp_path, "twice", shutdown_grace_seconds="30")
+        await pipe.wait_for([job_id], calling, timeout_s=180)
+        proc.signal(signal.SIGINT)
+        await anyio.sleep(0.1)
+        proc.signal(signal.SIGTERM)
+        assert proc.wait(60) == 0, proc.log()[-3000:]
+        record = (await pipe.jobs([job_id]))[job_id]
+        assert (record.status, record.attempt) == (Status.SUCCEEDED, 1), proc.log()[-3000:]
+        assert logged(proc, "stop request repeated: the same request, still draining", signal="SIGTERM")
+        assert not logged(proc, "stopping at once")
+        assert [c["outcome"] for c in scripted_space.calls("slow twice")] == ["ok"]
+
+
+async def test_sigquit_stops_at_once_and_hands_the_job_back(
+    redis_server: RedisServer, scripted_space: ScriptedSpace, procs: list[Proc], tmp_path: Path
+) -> None:
+    """What `ghibli up` sends on a second Ctrl-C: no waiting, yet the entry is released to Redis."""
+    async with pipeline(redis_server.url) as pipe:
+        [job_id] = await pipe.submit(prompt="first-slow:150 quit")
+        proc = start(procs, redis_server, scripted_space, tmp_path, "quitter", shutdown_grace_seconds="120")
+        await pipe.wait_for([job_id], calling, timeout_s=180)
+        proc.signal(signal.SIGTERM)
+        await anyio.sleep(0.1)
+        proc.signal(signal.SIGQUIT)
+        signalled = time.monotonic()
+        assert proc.wait(60) == 0, proc.log()[-3000:]
+        took = time.monotonic() - signalled
+        print(f"exited {took:.1f} s after SIGQUIT (grace 120 s, call 150 s)")
+        assert took < 30
+        assert logged(proc, "stopping at once", signal="SIGQUIT")
+        assert logged(proc, "handed back for immediate reclaim", entries=1)
+        [pending] = await pipe.redis.xpending_range(pipe.keys.stream, pipe.keys.group, "-", "+", 10)
+        assert pending["time_since_delivered"] >= 3_600_000  # released: any consumer takes it at once
+
+
+@pytest.mark.parametrize(
+    ("signals", "verdicts"),
+    [
+        ([(signal.SIGINT, 0.0), (signal.SIGTERM, 0.4)], ["drain", "repeat"]),
+        ([(signal.SIGINT, 0.0), (signal.SIGINT, 2.5)], ["drain", "now"]),
+        ([(signal.SIGTERM, 0.0), (signal.SIGQUIT, 0.1), (signal.SIGTERM, 5.0)], ["drain", "now", "again"]),
+        ([(signal.SIGQUIT, 0.0)], ["now"]),
+    ],
+)
+def test_stop_requests_verdicts(signals: list[tuple[int, float]], verdicts: list[str]) -> None:
+    requests = StopRequests(window_s=2.0)
+    assert [requests.classify(signum, at) for signum, at in signals] == verdicts

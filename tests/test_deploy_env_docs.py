@@ -76,7 +76,9 @@ def names_read_in(source: str) -> set[str]:
             # A function that reads an environment mapping: every variable name it spells out
             # (e.g. a tuple of names it then looks up one by one).
             body = ast.Module(body=node.body, type_ignores=[])
-            if any(isinstance(n, ast.Name | ast.Attribute) and _is_environ(n) for n in ast.walk(body)):
+            # (`os` alone is not a mapping: os.sysconf("SC_PAGE_SIZE") spells no variable.)
+            mappings = (n for n in ast.walk(body) if isinstance(n, ast.Name | ast.Attribute))
+            if any(_is_environ(n) and ast.unparse(n) != "os" for n in mappings):
                 found.update(
                     const.value
                     for const in ast.walk(body)

@@ -9,9 +9,7 @@ proxy (127.0.0.2) from the clients (other 127.0.0.x addresses) on one host.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import ssl
 import subprocess
 import time
@@ -21,54 +19,31 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.nginx_kit import (
+    PROXY_ADDRESS,
+    bind_to_proxy_address,
+    nginx_binary,
+    nginx_version,
+    replace_once,
+    running,
+)
 from tests.photos import encode, landscape
-from tests.procs import ROOT, Proc, RedisServer, base_env, free_port, ghibli, port_open, wait_until
+from tests.procs import ROOT, Proc, RedisServer, base_env, free_port, ghibli, wait_until
 
 CONF = ROOT / "ops/nginx/ghibli.conf"
-PROXY_ADDRESS = "127.0.0.2"
 REQUESTS_PER_MINUTE = 6
 
 
-def nginx_binary() -> str:
-    for candidate in ("/usr/sbin/nginx", shutil.which("nginx") or ""):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    pytest.fail("nginx is not installed (scripts/test installs Debian's nginx-light)")
-
-
-def nginx_version(binary: str) -> tuple[int, ...]:
-    out = subprocess.run([binary, "-v"], capture_output=True, text=True, check=True).stderr
-    return tuple(int(n) for n in re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", out).groups())  # type: ignore[union-attr]
-
-
-def replace_once(text: str, old: str, new: str) -> str:
-    assert text.count(old) == 1, f"ghibli.conf no longer has exactly one {old!r}"
-    return text.replace(old, new)
-
-
-def render(tmp: Path, binary: str, ingest_port: int, http_port: int, https_port: int) -> Path:
+def render(tmp: Path, binary: str, ingest_port: int, http_port: int, https_port: int) -> str:
     conf = CONF.read_text()
     conf = replace_once(conf, "server ingest:8000;", f"server 127.0.0.1:{ingest_port};")
     conf = replace_once(conf, "listen 80;", f"listen 127.0.0.1:{http_port};")
     conf = replace_once(conf, "listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;")
     conf = conf.replace("/etc/nginx/tls/", f"{tmp}/tls/")
-    conf = replace_once(
-        conf, "proxy_http_version 1.1;", f"proxy_http_version 1.1;\n    proxy_bind {PROXY_ADDRESS};"
-    )
+    conf = bind_to_proxy_address(conf)
     if nginx_version(binary) < (1, 25, 1):
         conf = replace_once(conf, "    http2 on;\n", "")  # older nginx: `listen ... http2` instead
-    (tmp / "ghibli.conf").write_text(conf)
-    temp = "\n".join(
-        f"  {kind}_temp_path {tmp}/{kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    main = tmp / "nginx.conf"
-    main.write_text(
-        ("user root;\n" if os.geteuid() == 0 else "")
-        + f"worker_processes 1;\npid {tmp}/nginx.pid;\nerror_log {tmp}/error.log warn;\n"
-        + "events { worker_connections 256; }\n"
-        + f"http {{\n  access_log off;\n{temp}\n  include {tmp}/ghibli.conf;\n}}\n"
-    )
-    return main
+    return conf
 
 
 def self_signed(tmp: Path) -> Path:
@@ -103,38 +78,22 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     )
     ingest: Proc = ghibli(["ingest"], env, tmp_path / "ingest.log").start()
     cert = self_signed(tmp_path)
-    main = render(tmp_path, binary, ingest_port, http_port, https_port)
-    nginx: subprocess.Popen[bytes] | None = None
+    conf = render(tmp_path, binary, ingest_port, http_port, https_port)
     try:
-        check = subprocess.run(
-            [binary, "-t", "-c", str(main), "-e", str(tmp_path / "error.log")],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert check.returncode == 0, check.stderr
-        nginx = subprocess.Popen(
-            [binary, "-c", str(main), "-e", str(tmp_path / "error.log"), "-g", "daemon off;"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until(lambda: port_open(https_port), "nginx", 30, nginx)  # type: ignore[arg-type]
-        wait_until(
-            lambda: httpx.get(f"http://127.0.0.1:{ingest_port}/healthz", timeout=2).status_code == 200,
-            "ingest",
-            120,
-            ingest.proc,
-        )
-        yield {
-            "https": f"https://127.0.0.1:{https_port}",
-            "http": f"http://127.0.0.1:{http_port}",
-            "cert": str(cert),
-            "ingest_log": str(ingest.log_path),
-        }
+        with running(binary, tmp_path, conf, https_port):
+            wait_until(
+                lambda: httpx.get(f"http://127.0.0.1:{ingest_port}/healthz", timeout=2).status_code == 200,
+                "ingest",
+                120,
+                ingest.proc,
+            )
+            yield {
+                "https": f"https://127.0.0.1:{https_port}",
+                "http": f"http://127.0.0.1:{http_port}",
+                "cert": str(cert),
+                "ingest_log": str(ingest.log_path),
+            }
     finally:
-        if nginx is not None:
-            nginx.terminate()
-            nginx.wait(20)
         ingest.stop()
         redis.stop()
 

@@ -244,3 +244,26 @@ def test_container_role_from_the_main_command(tmp_path: Path, cmdline: bytes, ro
     path = tmp_path / "cmdline"
     path.write_bytes(cmdline)
     assert container_role(path) == role
+
+
+def test_the_first_line_names_what_is_checked_and_where_it_came_from(tmp_path: Path) -> None:
+    """No stack of `ghibli up` here: options and variables, else the defaults, each named."""
+
+    def env_here(**env: str) -> dict[str, str]:  # never a stack someone runs in this checkout
+        return base_env(GHIBLI_UP_DATA_DIR=str(tmp_path), **env)
+
+    space = "http://127.0.0.1:9/"
+    done = doctor(env_here(REDIS_URL="redis://127.0.0.1:1/0", GHIBLI_SPACE=space), "--check", "settings")
+    assert done.stdout.splitlines()[0] == (
+        f"doctor: redis redis://127.0.0.1:1/0 (from REDIS_URL), space {space} (from GHIBLI_SPACE)"
+    )
+    done = doctor(env_here(), "--check", "settings", "--redis-url", "redis://:hunter2hunter2@127.0.0.1:1/0")
+    assert done.stdout.splitlines()[0] == (
+        "doctor: redis redis://:***@127.0.0.1:1/0 (from --redis-url), "
+        "space jamesliu1217/EasyControl_Ghibli (default)"
+    )
+    assert "hunter2" not in done.stdout + done.stderr
+    # With --json the line goes to stderr: stdout stays one JSON document.
+    done = doctor(env_here(), "--check", "settings", "--json")
+    assert json.loads(done.stdout)[0]["topic"] == "settings"
+    assert done.stderr.startswith("doctor: redis redis://127.0.0.1:6379/0 (default)")

@@ -36,6 +36,7 @@ ROUTES = {
     "/v1/jobs/{job_id}/events": {"get"},
     "/api/transform-ghibli": {"post"},
     "/api/transform-ghibli/check/{task_id}": {"get", "post"},
+    "/api/token-status": {"get"},
     "/healthz": {"get"},
     "/readyz": {"get"},
     "/metrics": {"get"},
@@ -47,6 +48,7 @@ PROBLEMS = {
     ("/v1/jobs/{job_id}/result", "get"): {"400", "404", "409", "410", "429"},
     ("/v1/jobs/{job_id}/events", "get"): {"404", "429"},
     ("/api/transform-ghibli", "post"): {"400", "413", "415", "422", "429", "503"},
+    ("/api/token-status", "get"): {"401", "404", "429"},
     ("/readyz", "get"): {"503"},
 }
 
@@ -86,6 +88,8 @@ async def test_every_route_and_error_is_documented(redis_server: RedisServer) ->
     events = paths["/v1/jobs/{job_id}/events"]["get"]
     assert "text/event-stream" in events["responses"]["200"]["content"]
     assert {p["name"] for p in events["parameters"]} >= {"Last-Event-ID"}
+    status = paths["/v1/jobs/{job_id}"]["get"]
+    assert {p["name"] for p in status["parameters"]} >= {"wait", "after"}  # the long-poll
     check = paths["/api/transform-ghibli/check/{task_id}"]["get"]["responses"]
     assert {"200", "404", "500"} <= set(check)
     assert "image/png" in check["200"]["content"]

@@ -134,8 +134,8 @@ def test_sky_is_found_in_landscapes_and_not_in_portraits() -> None:
     for scene in (meadow(480, 320, seed=1), seaside(400, 400, seed=3)):
         sky = find_sky(np.asarray(scene, dtype=np.float32) / 255)
         assert sky.found
-        assert sky.mask[:10].mean() > 0.8  # the top rows are sky
-        assert sky.mask[-10:].mean() < 0.05  # the bottom rows are not
+        assert sky.cover[:10].mean() > 0.8  # the top rows are sky
+        assert sky.cover[-10:].mean() < 0.05  # the bottom rows are not
     face = find_sky(np.asarray(portrait(400, 500, seed=2), dtype=np.float32) / 255)
     assert not face.found
 
@@ -164,7 +164,9 @@ def test_prompt_keywords_steer_the_look(photo: Image.Image) -> None:
     assert look_for_prompt("a SUNSET over the sea, watercolour").name == "sunset+watercolor"
     assert look_for_prompt("night and sunset").name == "night"  # night wins
     assert look_for_prompt("a fallen leaf").name == "day"  # whole words only
-    assert set(KEYWORDS.values()) == {"sunset", "night", "autumn", "winter", "rain", "watercolor"}
+    assert set(KEYWORDS.values()) == {
+        *("sunset", "night", "autumn", "winter", "rain", "watercolor", "summer", "forest", "seaside")
+    }
     day = pixels(stylize(photo, 384, 288, seed=2, prompt="Ghibli"))
     sunset = pixels(stylize(photo, 384, 288, seed=2, prompt="Ghibli, sunset"))
     night = pixels(stylize(photo, 384, 288, seed=2, prompt="Ghibli at night"))

@@ -12,8 +12,8 @@ for i = 1, #members, 2 do
   if string.sub(member, 1, 2) == 'r:' then
     keep = tonumber(members[i + 1]) + tonumber(ARGV[5]) > tonumber(ARGV[4])
   else
-    local status = redis.call('HGET', ARGV[1] .. member, 'status')
-    keep = status and not is_terminal(status)
+    local job = redis.call('HMGET', ARGV[1] .. member, 'status', 'withdrawn')
+    keep = job[1] and not is_terminal(job[1]) and job[2] ~= '1'  -- withdrawn: erased by its owner
   end
   if keep then
     count = count + 1

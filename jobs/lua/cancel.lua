@@ -1,15 +1,74 @@
 -- The user cancels a job. Not yet terminal: it becomes 'cancelled' (a running consumer notices
 -- at its next fenced write); queued entries are skipped when claimed; delayed retries dropped.
+-- Merged jobs (jobs/submit.py): a follower leaves its leader's group, and the leader's call goes
+-- on. A leader that still has live followers is *withdrawn* instead: its owner sees it cancelled
+-- (viewers and webhooks get 'cancelled', then it is gone), while its run goes on for the
+-- followers, on a follower's copy of the photo; the run stops once no follower is left.
 -- KEYS: job, events, delayed   ARGV: job_id, events_maxlen, now_ms
-local status = redis.call('HGET', KEYS[1], 'status')
-if not status then
-  return 'missing'
+-- Returns 'ok', 'missing' or the terminal status the job already had.
+local CANCELLED = {'status', 'cancelled', 'finished_at', ARGV[3], 'error_code', 'cancelled',
+  'error_message', 'Cancelled by the user.'}
+
+local function stop(job_key, job_id)
+  redis.call('ZREM', KEYS[3], job_id)
+  redis.call('HSET', job_key, unpack(CANCELLED))
+  emit(job_key, KEYS[2], ARGV[2], job_id, 'cancelled')
 end
-if is_terminal(status) then
-  return status
+
+-- The input_key of each live follower (members that ended meanwhile are dropped).
+local function follower_inputs(job_key, job_id, followers)
+  local inputs = {}
+  if not followers or followers == '' then
+    return inputs
+  end
+  for _, follower in ipairs(redis.call('SMEMBERS', followers)) do
+    local f = redis.call('HMGET', job_key_of(job_key, job_id, follower), 'status', 'input_key')
+    if f[1] and not is_terminal(f[1]) then
+      table.insert(inputs, f[2] or '')
+    else
+      redis.call('SREM', followers, follower)
+    end
+  end
+  return inputs
 end
-redis.call('ZREM', KEYS[3], ARGV[1])
-redis.call('HSET', KEYS[1], 'status', 'cancelled', 'finished_at', ARGV[3],
-  'error_code', 'cancelled', 'error_message', 'Cancelled by the user.')
-emit(KEYS[1], KEYS[2], ARGV[2], ARGV[1], 'cancelled')
+
+local state = redis.call('HMGET', KEYS[1], 'status', 'leader', 'followers_key', 'withdrawn',
+  'input_key', 'finished_at', 'error_code', 'error_message')
+if not state[1] or state[4] == '1' then
+  return 'missing'  -- a withdrawn job is already gone for its owner
+end
+if is_terminal(state[1]) then
+  return state[1]
+end
+
+if state[2] and state[2] ~= '' then
+  local leader_key = job_key_of(KEYS[1], ARGV[1], state[2])
+  local leader = redis.call('HMGET', leader_key, 'followers_key', 'withdrawn', 'input_key')
+  if leader[1] and leader[1] ~= '' then
+    redis.call('SREM', leader[1], ARGV[1])
+  end
+  if leader[2] == '1' then
+    local others = follower_inputs(leader_key, state[2], leader[1])
+    if #others == 0 then
+      stop(leader_key, state[2])  -- nobody wants the withdrawn run any more
+    elseif leader[3] == state[5] then
+      redis.call('HSET', leader_key, 'input_key', others[1])  -- this photo is about to be erased
+    end
+  end
+  stop(KEYS[1], ARGV[1])
+  return 'ok'
+end
+
+local others = follower_inputs(KEYS[1], ARGV[1], state[3])
+if #others == 0 then
+  stop(KEYS[1], ARGV[1])
+  return 'ok'
+end
+-- Withdraw: announce 'cancelled' to this job's viewers and webhook, then carry on unseen.
+redis.call('HSET', KEYS[1], unpack(CANCELLED))
+announce(KEYS[1], KEYS[2], ARGV[2], ARGV[1], 'cancelled')
+redis.call('HSET', KEYS[1], 'status', state[1], 'finished_at', state[6] or '0',
+  'error_code', state[7] or '', 'error_message', state[8] or '',
+  'withdrawn', '1', 'withdrawn_input', state[5] or '', 'input_key', others[1])
+redis.call('HDEL', KEYS[1], 'wh_queue')  -- its owner's webhook ends with that 'cancelled'
 return 'ok'
