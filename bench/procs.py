@@ -170,11 +170,20 @@ class Stack:
         self.by_url[url] = proc
         return url
 
-    def space(self, *, engine: str = "fast", delay_s: float = 0.0, concurrency: int = 64) -> str:
-        """The offline Space; returns its URL once Gradio answers."""
+    def space(
+        self,
+        *,
+        engine: str = "fast",
+        delay_s: float = 0.0,
+        concurrency: int = 64,
+        call_log: Path | None = None,
+    ) -> str:
+        """The offline Space (with its call log, if given); returns its URL once Gradio answers."""
         port = free_port()
         args = ["space", "--port", str(port), "--engine", engine, "--delay", str(delay_s)]
         args += ["--concurrency", str(concurrency)]
+        if call_log is not None:
+            args += ["--call-log", str(call_log)]
         proc = self._ghibli(f"space-{port}", args, base_env())
         url = f"http://127.0.0.1:{port}/"
         wait_until(

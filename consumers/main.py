@@ -43,7 +43,7 @@ async def _serve(settings: Settings) -> None:
         try:
             await Consumer(settings, store, blobs, caller).run()
         except ConsumerNameTaken as exc:
-            log.error("cannot start", error=str(exc))
+            log.error("consumer name in use", error=str(exc))
             raise SystemExit(1) from None
         finally:
             await caller.aclose()

@@ -1,9 +1,10 @@
 """The consumer: claim entries of the jobs stream, run them, keep their leases, take over the dead.
 
 Read top to bottom: `run` starts the loops and drains on SIGTERM; `_claim_loop` takes new entries
-(and, every lease/3, entries of consumers that died) while a slot is free and the Space is not
-paused; `_lease_loop` renews what runs; `_watch_loop` notices cancelled jobs; `_housekeeping_loop`
-moves due retries back to the stream and reaps consumers that are gone.
+(and, every heartbeat, entries of consumers that died; every lease/3, entries idle for a lease)
+while a slot is free and the Space is not paused; `_heartbeat_loop` keeps this consumer alive in
+Redis's eyes; `_lease_loop` renews what runs; `_watch_loop` notices cancelled jobs;
+`_housekeeping_loop` moves due retries back to the stream and reaps consumers that are gone.
 """
 
 from __future__ import annotations
@@ -22,16 +23,9 @@ import structlog
 from redis.exceptions import ResponseError
 
 from consumers.job_run import CANCELLED, MISSING, SHUTDOWN, TAKEN_OVER, JobRunner, Running
-from consumers.lease import RELEASE_IDLE_MS, Leases
+from consumers.lease import Leases
 from consumers.outage import REDIS_DOWN, Backoff
-from consumers.recovery import (
-    MIN_VERSION,
-    Reaper,
-    Reclaimer,
-    redis_identity,
-    redis_version,
-    restart_guard_s,
-)
+from consumers.recovery import MIN_VERSION, Reaper, Recovery, redis_version
 from consumers.retry import DueMover
 from consumers.stop_signals import watch_stop_signals
 from jobs.blobs import BlobStore, FileBlobStore
@@ -58,7 +52,6 @@ log = get_logger("consumers.worker")
 
 WATCH_INTERVAL_S = 1.0  # how soon a cancelled job's call is stopped when the Space sends nothing
 HOUSEKEEPING_INTERVAL_S = 1.0  # due-mover period; retries are due at most this late
-RECLAIM_SCAN_MAX_S = 2.0  # longest pause between scans for entries of dead consumers
 SWEEP_INTERVAL_S = 600.0  # expired files of a directory blob store (Redis expires its own keys)
 STOP_WAIT_S = 5.0  # after the grace period, how long stopped calls get to notice before release
 
@@ -89,8 +82,17 @@ class Consumer:
         self.keys = store.keys
         self.name = settings.resolved_consumer_name
         self.lease_s = settings.lease_seconds
-        self.leases = Leases(self.redis, self.keys, self.name, self.lease_s)
-        self.reclaimer = Reclaimer(self.redis, self.keys, self.name, self.lease_s)
+        self.leases = Leases(
+            self.redis, self.keys, self.name, self.lease_s, settings.heartbeat_timeout_seconds
+        )
+        self.recovery = Recovery(
+            self.redis,
+            self.keys,
+            self.name,
+            lease_s=self.lease_s,
+            heartbeat_s=settings.heartbeat_seconds,
+            heartbeat_timeout_s=settings.heartbeat_timeout_seconds,
+        )
         self.reaper = Reaper(self.redis, self.keys, self.name)
         self.due = DueMover(self.redis, self.keys)
         self._running: dict[str, Running] = {}
@@ -101,9 +103,7 @@ class Consumer:
         self._grace = anyio.CancelScope()
         self._outage_at = -math.inf  # monotonic time Redis was last seen unavailable
         self._renewed_at = -math.inf  # monotonic time of the last successful lease renewal
-        self._reclaim_at = 0.0
-        self._server_id = ""  # run id of the Redis holding the jobs, to notice restarts and fail-overs
-        self._server_since = -math.inf  # monotonic time this consumer first saw that server
+        self._name_lost = False  # another process took this name while this one was frozen
         self._workdir = Path(tempfile.mkdtemp(prefix="ghibli-consumer-"))
         self.runner = JobRunner(
             settings,
@@ -125,6 +125,7 @@ class Consumer:
                 outer.start_soon(self._watch_signals)
                 if await self._start_up():
                     async with anyio.create_task_group() as tg:
+                        tg.start_soon(self._heartbeat_loop)
                         tg.start_soon(self._lease_loop)
                         tg.start_soon(self._watch_loop)
                         tg.start_soon(self._housekeeping_loop)
@@ -136,6 +137,8 @@ class Consumer:
         finally:
             shutil.rmtree(self._workdir, ignore_errors=True)
         log.info("consumer stopped", consumer=self.name)
+        if self._name_lost:
+            raise ConsumerNameTaken(f"consumer name {self.name!r} was taken by another process")
 
     def stop(self) -> None:
         self._stopping.set()
@@ -185,7 +188,8 @@ class Consumer:
         return False
 
     async def _take_name(self) -> None:
-        # A predecessor of the same name that died leaves its liveness key for up to one lease.
+        # A predecessor of the same name that died leaves its liveness key for up to one heartbeat
+        # timeout (one lease, for versions without a heartbeat).
         deadline = time.monotonic() + self.lease_s + 1
         while not await self.leases.take_name():
             if time.monotonic() > deadline:
@@ -208,15 +212,17 @@ class Consumer:
                 while self._running:
                     await self._wait_slot()
             self._to_release.extend(self._running)  # calls that did not notice the stop in time
-        if self._to_release:
+        if self._to_release and not self._name_lost:  # the entries are the other process's now
             with anyio.move_on_after(STOP_WAIT_S):
                 try:
                     released = await self.runner.persist(lambda: self.leases.release(self._to_release))
                     log.info("handed back for immediate reclaim", entries=released)
-                except REDIS_DOWN as exc:  # they are reclaimed when their lease runs out instead
+                except REDIS_DOWN as exc:  # taken over once the liveness key has expired instead
                     log.warning("could not hand back entries", entries=len(self._to_release), error=str(exc))
 
     async def _say_goodbye(self) -> None:
+        if self._name_lost:  # the liveness key is the other process's
+            return
         with anyio.move_on_after(STOP_WAIT_S):
             try:
                 await self.leases.goodbye()
@@ -259,7 +265,7 @@ class Consumer:
                 if free <= 0:
                     continue
                 reply = await self.redis.xreadgroup(
-                    self.keys.group, self.name, {self.keys.stream: ">"}, count=free, block=BLOCK_MS
+                    self.keys.group, self.name, {self.keys.stream: ">"}, count=free, block=self._block_ms
                 )
                 backoff.reset()
                 for entry_id, fields in _entries(reply):
@@ -272,8 +278,9 @@ class Consumer:
                     self._note_outage(exc)
                     await anyio.sleep(backoff.next_delay())
                     continue
-                # NOGROUP, or UNBLOCKED when the stream is deleted under a blocked read.
-                if not str(exc).startswith(("NOGROUP", "UNBLOCKED")):
+                # NOGROUP, or UNBLOCKED when the stream is deleted under a blocked read. Redis 6.2
+                # puts "Error running script ..." before the NOGROUP of a take-over script.
+                if "NOGROUP" not in str(exc) and not str(exc).startswith("UNBLOCKED"):
                     raise
                 # A Redis without persistence restarted, or someone deleted the stream: carry on.
                 log.error("jobs stream or group missing: creating it again", error=str(exc))
@@ -281,43 +288,28 @@ class Consumer:
                     await self.store.ensure_group()
                 await anyio.sleep(backoff.next_delay())
 
-    async def _reclaim(self, tg: anyio.abc.TaskGroup, free: int) -> None:
-        """Take over entries idle for a lease, once our own leases are renewed after any outage."""
-        now = time.monotonic()
-        if now < self._reclaim_at or self._renewed_at <= self._outage_at:
-            return
-        # Scanning often is cheap (one XAUTOCLAIM) and bounds recovery at about lease + 2 s.
-        self._reclaim_at = now + min(self.lease_s / 3, RECLAIM_SCAN_MAX_S)
-        # Downtime counts as idle time: after a restart or a fail-over, wait until live consumers
-        # renewed; meanwhile take only entries handed back on purpose (idle for RELEASE_IDLE_MS).
-        guarded = await self._served_s() < restart_guard_s(self.lease_s)
-        found = await self.reclaimer.reclaim(free, min_idle_ms=RELEASE_IDLE_MS if guarded else None)
-        for entry_id in found.deleted:
-            verdict = await self.store.fail_lost_entry(entry_id, self.name)
-            JOBS_RECLAIMED.labels(reason="deleted_entry").inc()
-            if verdict == "failed":
-                JOBS_DEAD_LETTERED.labels(reason="entry_deleted").inc()
-                JOBS_FINISHED.labels(outcome="dead_lettered").inc()
-            log.warning("entry deleted while pending", entry_id=entry_id, job_fate=verdict)
-        for entry_id, fields, deliveries in found.entries:
-            JOBS_RECLAIMED.labels(reason="lease_expired").inc()
-            log.info("entry taken over", entry_id=entry_id, deliveries=deliveries)
-            await self._start(tg, entry_id, fields)
+    @property
+    def _block_ms(self) -> int:
+        """A read blocks no longer than a heartbeat, so idle consumers scan for the dead that often."""
+        return min(BLOCK_MS, max(100, int(self.settings.heartbeat_seconds * 1000)))
 
-    async def _served_s(self) -> float:
-        """How long the Redis holding the jobs has served this consumer: its uptime, or less when it
-        replaced the server this consumer talked to before (a restart, or a fail-over promoting a
-        replica that has been up for long)."""
-        run_id, uptime_s, primary = await redis_identity(self.redis, self.keys.stream)
-        if not primary:  # an answer from a demoted primary (a switch in progress): not serving
-            return 0.0
-        now = time.monotonic()
-        if run_id != self._server_id:
-            if self._server_id:
-                log.warning("redis server changed: reclaiming waits for renewals", run_id=run_id)
-                self._server_since = now
-            self._server_id = run_id
-        return min(uptime_s, now - self._server_since)
+    async def _reclaim(self, tg: anyio.abc.TaskGroup, free: int) -> None:
+        """Take over entries of dead consumers, then entries idle for a lease (consumers/recovery.py)."""
+        scans = await self.recovery.scan(free, outage_at=self._outage_at, renewed_at=self._renewed_at)
+        for found in scans:
+            if found.removed:
+                log.info("consumers removed", names=found.removed, reason=found.reason)
+            for entry_id in found.deleted:
+                verdict = await self.store.fail_lost_entry(entry_id, self.name)
+                JOBS_RECLAIMED.labels(reason="deleted_entry").inc()
+                if verdict == "failed":
+                    JOBS_DEAD_LETTERED.labels(reason="entry_deleted").inc()
+                    JOBS_FINISHED.labels(outcome="dead_lettered").inc()
+                log.warning("entry deleted while pending", entry_id=entry_id, job_fate=verdict)
+            for entry_id, fields, deliveries in found.entries:
+                JOBS_RECLAIMED.labels(reason=found.reason).inc()
+                log.info("entry taken over", entry_id=entry_id, deliveries=deliveries, reason=found.reason)
+                await self._start(tg, entry_id, fields)
 
     async def _start(self, tg: anyio.abc.TaskGroup, entry_id: str, fields: dict[bytes, bytes]) -> None:
         if self._stopping.is_set():
@@ -385,7 +377,20 @@ class Consumer:
                 JOBS_IN_PROGRESS.dec()
                 JOB_RUN.labels(outcome=outcome).observe(time.monotonic() - started)
 
-    # --- keeping leases and noticing cancellations ----------------------------------------------
+    # --- heartbeat, leases and noticing cancellations ------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        await self.leases.keep_beating(self.settings.heartbeat_seconds, self._note_outage)
+        self._lose_name()
+
+    def _lose_name(self) -> None:
+        """Another process holds this name now: this one was frozen past its heartbeat timeout and
+        its jobs were taken over. Stop at once, handing nothing back (the entries are not its own)."""
+        log.error("consumer name taken by another process: stopping", consumer=self.name)
+        self._name_lost = True
+        for running in self._running.values():
+            running.halt(TAKEN_OVER)
+        self.stop_now()
+
     async def _lease_loop(self) -> None:
         backoff = Backoff()
         while True:

@@ -44,6 +44,8 @@ CONSUMER = (
     "concurrency",
     "consumer_name",
     "lease_seconds",
+    "heartbeat_seconds",
+    "heartbeat_timeout_seconds",
     "shutdown_grace_seconds",
     "max_attempts",
     "max_deliveries",

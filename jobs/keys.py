@@ -49,7 +49,7 @@ class Keys:
 
     @property
     def consumers(self) -> str:
-        """ZSET of consumer names scored by their last heartbeat (ms)."""
+        """ZSET of consumer names scored by when their liveness key expires (ms, Redis's clock)."""
         return f"{self.prefix}consumers"
 
     @property
@@ -68,7 +68,7 @@ class Keys:
         return f"{self.prefix}blob:{name}"
 
     def alive(self, consumer: str) -> str:
-        """Liveness key of a consumer, refreshed while it runs and expiring when it dies."""
+        """Liveness key of a consumer: its heartbeat, refreshed every second or so while it runs."""
         return f"{self.prefix}alive:{consumer}"
 
     def idempotency(self, key_digest: str) -> str:

@@ -159,8 +159,28 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     ] = ""
     lease_seconds: Annotated[
         float,
-        _m("GHIBLI_LEASE_SECONDS", "Idle time after which another consumer takes a job.", ge=1),
+        _m(
+            "GHIBLI_LEASE_SECONDS",
+            "Idle time after which another consumer takes a job whose consumer stopped renewing it.",
+            ge=1,
+        ),
     ] = 30.0
+    heartbeat_seconds: Annotated[
+        float,
+        _m(
+            "GHIBLI_HEARTBEAT_SECONDS",
+            "How often a consumer refreshes its liveness key and looks for dead consumers.",
+            gt=0,
+        ),
+    ] = 1.0
+    heartbeat_timeout_seconds: Annotated[
+        float,
+        _m(
+            "GHIBLI_HEARTBEAT_TIMEOUT_SECONDS",
+            "Silence after which a consumer counts as dead and its jobs are taken over at once.",
+            gt=0,
+        ),
+    ] = 5.0
     shutdown_grace_seconds: Annotated[
         float,
         _m("GHIBLI_SHUTDOWN_GRACE_SECONDS", "On SIGTERM, how long running calls may finish.", ge=0),
@@ -363,6 +383,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     def __post_init__(self) -> None:
         if not re.fullmatch(r"\{[^{}]+\}.*", self.key_prefix):
             raise ValueError("GHIBLI_KEY_PREFIX must start with a {hash tag}, e.g. {ghibli}:")
+        if self.heartbeat_timeout_seconds < 2 * self.heartbeat_seconds:
+            raise ValueError(
+                "GHIBLI_HEARTBEAT_TIMEOUT_SECONDS must be at least twice GHIBLI_HEARTBEAT_SECONDS"
+            )
         if self.log_level not in _LOG_LEVELS:
             raise ValueError(f"GHIBLI_LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
         if self.log_format not in ("auto", "json", "console"):

@@ -14,6 +14,7 @@ from typing import NamedTuple
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
+    "CONSUMER_HEARTBEAT_GAP",
     "DURATION_BUCKETS",
     "ENDS_NOT_DURABLE",
     "ERROR_CLASSES",
@@ -35,6 +36,7 @@ __all__ = [
     "LEASES_LOST",
     "QUEUE_GAUGES",
     "QUOTA_COOLDOWNS",
+    "RECLAIM_REASONS",
     "SPACE_CALL",
     "SPACE_CIRCUIT_OPEN",
     "SPACE_ERRORS",
@@ -109,8 +111,15 @@ JOBS_RETRIED = Counter(
 )
 JOBS_RECLAIMED = Counter(
     "ghibli_jobs_reclaimed_total",
-    "Entries taken over from another consumer (XAUTOCLAIM), by reason.",
-    ["reason"],  # lease_expired | deleted_entry
+    "Entries taken over from another consumer, by reason: its heartbeat expired (it died or froze), "
+    "the entry's lease expired, or the entry was deleted under the PEL.",
+    ["reason"],  # heartbeat_expired | lease_expired | deleted_entry
+)
+CONSUMER_HEARTBEAT_GAP = Histogram(
+    "ghibli_consumer_heartbeat_gap_seconds",
+    "Time between two successful heartbeats of a consumer; when it nears GHIBLI_HEARTBEAT_TIMEOUT_SECONDS "
+    "a live consumer risks having its jobs taken over.",
+    buckets=(0.5, 0.75, 1, 1.1, 1.25, 1.5, 2, 2.5, 3, 4, 5, 7.5, 10, 30),
 )
 JOBS_DEAD_LETTERED = Counter(
     "ghibli_jobs_dead_lettered_total", "Jobs moved to the dead-letter stream, by reason.", ["reason"]
@@ -149,12 +158,13 @@ QUOTA_COOLDOWNS = Counter(
 # sees the first increment (Prometheus's "avoid missing metrics" advice). Error classes are
 # consumers.errors.ErrorKind's values.
 FINISH_OUTCOMES = ("succeeded", "failed", "dead_lettered")
+RECLAIM_REASONS = ("heartbeat_expired", "lease_expired", "deleted_entry")
 ERROR_CLASSES = ("quota", "transient", "broken", "permanent")
 for _outcome in FINISH_OUTCOMES:
     JOBS_FINISHED.labels(outcome=_outcome)
 for _kind in ("cache", "idempotency", "in_flight"):
     JOBS_DEDUPLICATED.labels(kind=_kind)
-for _reason in ("lease_expired", "deleted_entry"):
+for _reason in RECLAIM_REASONS:
     JOBS_RECLAIMED.labels(reason=_reason)
 for _error_class in ERROR_CLASSES:
     JOBS_RETRIED.labels(error_class=_error_class)

@@ -6,9 +6,10 @@ with two fake HF tokens, `ghibli metrics-exporter`, redis_exporter and Prometheu
 them every second with the rules of ops/prometheus (StuckJobs and NoConsumers tuned to seconds).
 
 1. Jobs run; quota errors cool both tokens and park jobs as waiting_for_quota; one consumer is
-   SIGKILLed while it holds a job, which another consumer reclaims after the lease and, with
-   GHIBLI_MAX_DELIVERIES=1, dead-letters. A duplicate photo is a cache hit, a text file is
-   rejected, one job is cancelled. Every endpoint's /metrics passes `promtool check metrics`.
+   SIGKILLed while it holds a job, which another consumer takes over once its heartbeat has expired
+   (5 s, well before the 12-s lease) and, with GHIBLI_MAX_DELIVERIES=1, dead-letters. A duplicate
+   photo is a cache hit, a text file is rejected, one job is cancelled. Every endpoint's /metrics
+   passes `promtool check metrics`.
 2. One consumer is stopped (SIGTERM); the last one is SIGSTOPped while it holds a job: StuckJobs
    and NoConsumers fire.
 3. Every query of the Grafana dashboard returns at least one series over the run, and the
@@ -43,7 +44,7 @@ from tests.test_metrics_exposition import promtool_check_metrics
 pytestmark = pytest.mark.timeout(420)
 
 KEYS = Keys()
-LEASE_S = 5
+LEASE_S = 12  # well above the heartbeat timeout (5 s): the killed consumer's job moves on by heartbeat
 TOKENS = "hf_" + "A" * 34 + ",hf_" + "B" * 34
 TERMINAL = {"succeeded", "failed", "cancelled"}
 # 2 s per call; the first two calls refused with the real quota error, "Try again in 0:00:06".
@@ -229,7 +230,12 @@ def test_dashboard_has_data_and_stuck_jobs_fire(stack: dict[str, object]) -> Non
         frozen, _ = consumers["c-b"]
         stuck = submit(client, 99, photo)
         accepted += 1
-        wait_until(lambda: pending_of(redis, "c-b") > 0, "c-b holding the job", 60)
+        # Running, not merely read: frozen between XREADGROUP and its claim, the job would stay queued.
+        wait_until(
+            lambda: pending_of(redis, "c-b") > 0 and redis.hget(KEYS.job(stuck), "status") == "running",
+            "c-b running the job",
+            60,
+        )
         frozen.signal(signal.SIGSTOP)
         stuck_alert = prometheus.wait_for_alert("StuckJobs", 60, signal="idle")
         prometheus.wait_for_alert("NoConsumers", 60)
@@ -258,7 +264,7 @@ def test_dashboard_has_data_and_stuck_jobs_fire(stack: dict[str, object]) -> Non
     def total(metric: str) -> float:
         return prometheus.value(f"sum(max_over_time({metric}[{window}]))")
 
-    assert total('ghibli_jobs_reclaimed_total{reason="lease_expired"}') >= 1
+    assert total('ghibli_jobs_reclaimed_total{reason="heartbeat_expired"}') >= 1
     assert total('ghibli_jobs_dead_lettered_total{reason="max_deliveries"}') == len(lost)
     assert total('ghibli_space_errors_total{error_class="quota"}') >= 1
     assert total("ghibli_quota_cooldowns_total") >= 1
