@@ -119,7 +119,7 @@ async def test_a_frozen_consumer_loses_its_job_to_the_heartbeat_and_cannot_write
         print(f"\ntaken over {took:.1f} s after SIGSTOP (heartbeat timeout 5 s, lease 30 s)")
         assert took < BOUND_S, rescuer.log()[-3000:]
         assert (done.status, done.consumer, done.attempt) == (Status.SUCCEEDED, "thaw-rescuer", 2)
-        assert done.result_key == f"out/{job_id}/2"
+        assert done.result_key.startswith(f"out/{job_id}/2-")  # named per claim: attempt-nonce
 
         # It wakes up once its own call has ended at the Space: it holds a result, for a job that is
         # no longer its own.
@@ -131,11 +131,14 @@ async def test_a_frozen_consumer_loses_its_job_to_the_heartbeat_and_cannot_write
         assert (after.version, after.attempt, after.result_key, after.consumer, after.status) == (
             done.version,
             2,
-            f"out/{job_id}/2",
+            done.result_key,
             "thaw-rescuer",
             Status.SUCCEEDED,
         ), frozen.log()[-3000:]
-        assert await pipe.blobs.get(f"out/{job_id}/1") is None  # it stored nothing
+        # It stored nothing: the rescuer's is the job's only result blob.
+        assert await pipe.redis.keys(pipe.keys.blob(f"out/{job_id}/*")) == [
+            pipe.keys.blob(done.result_key).encode()
+        ]
         assert await terminal_events(pipe, job_id) == ["succeeded"]  # one terminal state, once
         assert await pipe.pending() == 0
         # It lives on: beating again under its own name, it works the queue like any other.
