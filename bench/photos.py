@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ingest.images import normalize_photo
+from sandbox.photo import normalize_photo
 from space.samples import meadow
 
 __all__ = ["job_photo", "jpeg_of_size"]
@@ -41,7 +41,7 @@ def job_photo(workdir: Path) -> tuple[bytes, Path]:
     raw = _jpeg(_noisy(meadow(640, 480, seed=5), 4.0, seed=5))
     normalized = normalize_photo(raw, max_pixels=MAX_PIXELS)
     path = workdir / "job-photo.jpg"
-    path.write_bytes(normalized.data)
+    path.write_bytes(normalized.stored(raw))
     return raw, path
 
 

@@ -31,6 +31,8 @@ COMMON = (
     "log_level",
     "log_format",
 )
+# The decode sandbox (sandbox/): ingest decodes uploads, consumers check the Space's pictures.
+DECODE = ("decode_workers", "decode_memory_mb", "decode_cpu_seconds", "decode_timeout_seconds")
 CONSUMER = (
     "space",
     "call_timeout_seconds",
@@ -56,10 +58,12 @@ INGEST = (
     "ingest_workers",
     "max_upload_bytes",
     "max_pixels",
+    "max_jpeg_scans",
     "max_backlog",
     "rate_limit_submits",
     "rate_limit_requests",
     "trusted_proxies",
+    "ipv6_client_prefix",
     "idempotency_ttl_seconds",
     "result_cache",
     "sse_keepalive_seconds",
@@ -111,7 +115,7 @@ def cli() -> None:
 
 
 @cli.command()
-@settings_options(*COMMON, *CONSUMER, *INGEST)
+@settings_options(*COMMON, *DECODE, *CONSUMER, *INGEST)
 @click.option(
     "--consumers",
     type=click.IntRange(1, 64),
@@ -177,7 +181,7 @@ def up(
 
 
 @cli.command()
-@settings_options(*COMMON, *INGEST)
+@settings_options(*COMMON, *DECODE, *INGEST)
 def ingest(**values: Any) -> None:
     """Run the ingest HTTP API (Litestar on uvicorn)."""
     import uvicorn
@@ -206,7 +210,7 @@ def ingest(**values: Any) -> None:
 
 
 @cli.command()
-@settings_options(*COMMON, *CONSUMER)
+@settings_options(*COMMON, *DECODE, *CONSUMER)
 def consume(**values: Any) -> None:
     """Run one consumer process of the group (add more processes or machines to scale out)."""
     from consumers.main import run_consumer

@@ -9,14 +9,13 @@ from __future__ import annotations
 import hashlib
 import re
 
-import anyio.to_thread
 import msgspec
 from litestar.datastructures import UploadFile
 
 from ingest.auth import ANONYMOUS_CALLER, Caller
-from ingest.images import PhotoRejected, normalize_photo
+from ingest.disconnect import Receive, unless_disconnected
 from ingest.params import JobForm, Requested, parse_form
-from ingest.problems import Problem
+from ingest.problems import Problem, image_problem
 from ingest.services import Services
 from jobs.key_quota import TooManyUnfinished
 from jobs.logs import get_logger
@@ -24,10 +23,11 @@ from jobs.model import new_job_id
 from jobs.submit import Accepted, IdempotencyConflict, idempotency_digest, request_fingerprint
 from jobs.wire import JobView
 from metrics.definitions import JOBS_DEDUPLICATED, JOBS_REJECTED, JOBS_SUBMITTED, JOBS_SUBMITTED_BY_KEY
+from sandbox.errors import ImageRefused
+from sandbox.probe import probe
 
 __all__ = ["IDEMPOTENCY_KEY_MAX", "accept_submission", "accepted_view"]
 
-_PHOTO_TITLES = {413: "Upload too large", 415: "Unsupported image type", 422: "Photo not accepted"}
 IDEMPOTENCY_KEY_MAX = 255
 _IDEMPOTENCY_KEY = re.compile(rf"[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}")
 UNFINISHED_RETRY_AFTER_S = 10
@@ -41,14 +41,16 @@ async def accept_submission(
     *,
     idempotency_key: str | None = None,
     caller: Caller = ANONYMOUS_CALLER,
+    receive: Receive | None = None,
 ) -> Accepted:
     """Validate, deduplicate and queue one submission; raises Problem for anything refused.
 
     `caller` (ingest/auth.py) scopes Idempotency-Keys (its API key id), is recorded on the job and
-    bounds the key's unfinished jobs.
+    bounds the key's unfinished jobs. `receive` (the request's) lets the decode stop when the
+    client goes away.
     """
     try:
-        accepted = await _accept(services, form, idempotency_key, caller)
+        accepted = await _accept(services, form, idempotency_key, caller, receive)
     except Problem as problem:
         JOBS_REJECTED.labels(reason=problem.code).inc()
         raise
@@ -63,7 +65,9 @@ async def accept_submission(
     return accepted
 
 
-async def _accept(services: Services, form: JobForm, idempotency_key: str | None, caller: Caller) -> Accepted:
+async def _accept(
+    services: Services, form: JobForm, idempotency_key: str | None, caller: Caller, receive: Receive | None
+) -> Accepted:
     settings = services.settings
     requested = parse_form(form)
     job_id = new_job_id()
@@ -90,7 +94,9 @@ async def _accept(services: Services, form: JobForm, idempotency_key: str | None
             return prior
     try:
         async with services.unfinished.slot(caller.key) as slot:
-            accepted = await _queue(services, job_id, requested, raw, idem, fingerprint, extra)
+            accepted = await _queue(
+                services, job_id, requested, raw, idem, fingerprint, extra, caller, receive
+            )
             if accepted.outcome == "queued":
                 slot.hold(accepted.job_id)
     except TooManyUnfinished as exc:
@@ -112,22 +118,26 @@ async def _queue(
     idem: str | None,
     fingerprint: str,
     extra: dict[str, str],
+    caller: Caller,
+    receive: Receive | None,
 ) -> Accepted:
-    """Decode the photo and create the job (or replay a racing request's answer)."""
-    settings = services.settings
+    """Check and decode the photo (headers here, pixels in the sandbox) and create the job."""
+    limits = {"max_pixels": services.settings.max_pixels, "max_scans": services.settings.max_jpeg_scans}
     try:
-        photo = await anyio.to_thread.run_sync(
-            lambda: normalize_photo(raw, max_pixels=settings.max_pixels), limiter=services.image_work
+        probe(raw, **limits)  # most hostile files end here, in microseconds
+        photo = await unless_disconnected(
+            receive, lambda: services.decoder.normalize(raw, **limits, client=caller.client)
         )
-    except PhotoRejected as exc:
-        raise Problem(exc.status, exc.code, _PHOTO_TITLES[exc.status], exc.message, field="image") from None
+    except ImageRefused as exc:
+        raise image_problem(exc) from None
+    stored = photo.stored(raw)
     params = requested.resolve(photo.width, photo.height)
     try:
         return await services.submissions.submit(
             job_id,
             params,
-            photo=photo.data,
-            input_digest=photo.digest,
+            photo=stored,
+            input_digest=photo.digest(raw),
             idem_digest=idem,
             fingerprint=fingerprint,
             extra=extra,

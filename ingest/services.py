@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from litestar.datastructures import State
 from redis.asyncio import Redis
 
 from ingest.client_ip import ClientAddress
+from ingest.conversions import Conversions
 from ingest.webhook_request import WebhookIntake
 from jobs.apikeys import KeyRing, load_key_ring
 from jobs.blobs import BlobStore, open_blob_store
@@ -25,6 +25,7 @@ from jobs.redis_conn import connect
 from jobs.settings import Settings
 from jobs.store import JobStore
 from jobs.submit import Submissions
+from sandbox.pool import DecodePool, PoolLimits
 
 __all__ = ["Services", "provide_services", "services_from_state", "services_lifespan"]
 
@@ -42,8 +43,9 @@ class Services:
     limiter: RateLimiter
     events: EventsHub
     client_address: ClientAddress
-    # Decoding a 40 MP photo takes ~200 MB for a moment: at most a few at once, whatever the load.
-    image_work: anyio.CapacityLimiter
+    # Every decode of an upload or a stored picture runs in these worker processes (sandbox/).
+    decoder: DecodePool
+    conversions: Conversions
     # API keys (ingest/auth.py) and webhook subscriptions (ingest/webhook_request.py).
     api_keys: KeyRing
     unfinished: UnfinishedJobs
@@ -60,6 +62,8 @@ def open_services(settings: Settings) -> Services:
     store = JobStore(redis, keys, job_ttl_s=settings.job_ttl_seconds, blob_ttl_s=settings.blob_ttl_seconds)
     blobs = open_blob_store(redis, keys, settings.blob_dir)
     api_keys = load_key_ring(settings)
+    limiter = RateLimiter(redis, keys)
+    decoder = DecodePool(PoolLimits.from_settings(settings, role="ingest"))
     return Services(
         settings=settings,
         redis=redis,
@@ -71,10 +75,17 @@ def open_services(settings: Settings) -> Services:
             idempotency_ttl_s=settings.idempotency_ttl_seconds,
             result_cache=settings.result_cache,
         ),
-        limiter=RateLimiter(redis, keys),
+        limiter=limiter,
         events=EventsHub(redis, keys),
-        client_address=ClientAddress(settings.trusted_proxies),
-        image_work=anyio.CapacityLimiter(max(2, os.cpu_count() or 1)),
+        client_address=ClientAddress(settings.trusted_proxies, settings.ipv6_client_prefix),
+        decoder=decoder,
+        conversions=Conversions(
+            blobs,
+            decoder,
+            limiter,
+            blob_ttl_s=settings.blob_ttl_seconds,
+            per_minute=settings.rate_limit_requests,
+        ),
         api_keys=api_keys,
         unfinished=UnfinishedJobs(redis, keys, ttl_s=settings.job_ttl_seconds),
         webhooks=WebhookIntake.from_settings(settings, api_keys),
@@ -88,7 +99,7 @@ def services_lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncC
         app.state.services = services
         try:
             await services.store.ensure_group()
-            async with anyio.create_task_group() as tg:
+            async with services.decoder, anyio.create_task_group() as tg:
                 tg.start_soon(services.events.run)
                 yield
                 tg.cancel_scope.cancel()

@@ -18,7 +18,22 @@ if TYPE_CHECKING:
 
     from jobs.keys import Keys
 
-__all__ = ["BlobStore", "FileBlobStore", "RedisBlobStore", "open_blob_store"]
+__all__ = [
+    "CONVERTED_FORMATS",
+    "BlobStore",
+    "FileBlobStore",
+    "RedisBlobStore",
+    "converted_name",
+    "open_blob_store",
+]
+
+# A result converted on request (GET .../result?format=) is kept beside it as "<result>.<format>",
+# expiring with it and erased with it.
+CONVERTED_FORMATS = ("png", "jpeg", "webp")
+
+
+def converted_name(result_key: str, fmt: str) -> str:
+    return f"{result_key}.{fmt}"
 
 
 class BlobStore(Protocol):

@@ -146,6 +146,31 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         _m("GHIBLI_EXPORTER_PORT", "Port of `ghibli metrics-exporter` (the queue's gauges).", ge=1, le=65535),
     ] = 9102
 
+    # --- untrusted images: the decode sandbox (sandbox/, docs/security.md) --------------------
+    decode_workers: Annotated[
+        int,
+        _m(
+            "GHIBLI_DECODE_WORKERS",
+            "Decode worker processes per ingest or consumer process; 0 = auto: one per core for "
+            "ingest (shared by its uvicorn workers) as far as half the available memory allows, 1 for "
+            "a consumer (it only checks pictures of at most 1024x1024).",
+            ge=0,
+            le=64,
+        ),
+    ] = 0
+    decode_memory_mb: Annotated[
+        int,
+        _m("GHIBLI_DECODE_MEMORY_MB", "Address space one decode worker may use (RLIMIT_AS), in MB.", ge=128),
+    ] = 1024
+    decode_cpu_seconds: Annotated[
+        int,
+        _m("GHIBLI_DECODE_CPU_SECONDS", "CPU seconds one decode may use (RLIMIT_CPU).", ge=1, le=600),
+    ] = 5
+    decode_timeout_seconds: Annotated[
+        float,
+        _m("GHIBLI_DECODE_TIMEOUT_SECONDS", "Wall-clock deadline of one decode.", gt=0, le=600),
+    ] = 10.0
+
     # --- ingest ---------------------------------------------------------------------------
     host: Annotated[str, _m("GHIBLI_HOST", "Address ingest listens on.")] = "127.0.0.1"
     port: Annotated[int, _m("GHIBLI_PORT", "Port ingest listens on.", ge=1, le=65535)] = 8000
@@ -156,6 +181,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_pixels: Annotated[int, _m("GHIBLI_MAX_PIXELS", "Largest accepted photo, in pixels.", ge=1)] = (
         40_000_000
     )
+    max_jpeg_scans: Annotated[
+        int,
+        _m(
+            "GHIBLI_MAX_JPEG_SCANS",
+            "Most scans a JPEG may have (each costs a pass over every block; encoders write 1-20).",
+            ge=1,
+            le=10_000,
+        ),
+    ] = 100
     max_backlog: Annotated[
         int,
         _m(
@@ -188,6 +222,16 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             "Comma list of proxy addresses/CIDRs whose X-Forwarded-For is believed; empty trusts none.",
         ),
     ] = ""
+    ipv6_client_prefix: Annotated[
+        int,
+        _m(
+            "GHIBLI_IPV6_CLIENT_PREFIX",
+            "IPv6 clients are counted per network of this prefix length for every per-client limit "
+            "(one home or phone gets a whole /64; 128 counts single addresses).",
+            ge=32,
+            le=128,
+        ),
+    ] = 64
     idempotency_ttl_seconds: Annotated[
         int,
         _m("GHIBLI_IDEMPOTENCY_TTL_SECONDS", "How long an Idempotency-Key maps to its job.", ge=60),

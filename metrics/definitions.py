@@ -14,6 +14,8 @@ from typing import NamedTuple
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
+    "DECODE_SECONDS",
+    "DECODE_WORKERS_REPLACED",
     "DURATION_BUCKETS",
     "ERROR_CLASSES",
     "FINISH_OUTCOMES",
@@ -145,6 +147,23 @@ for _reason in ("lease_expired", "deleted_entry"):
     JOBS_RECLAIMED.labels(reason=_reason)
 for _error_class in ERROR_CLASSES:
     JOBS_RETRIED.labels(error_class=_error_class)
+
+# --- the decode sandbox (sandbox/pool.py) ---------------------------------------------------
+DECODE_SECONDS = Histogram(
+    "ghibli_decode_seconds",
+    "Decodes of untrusted images in the sandbox (wall time, queueing included), by task and outcome.",
+    ["task", "outcome"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30),
+)
+DECODE_WORKERS_REPLACED = Counter(
+    "ghibli_decode_workers_replaced_total",
+    "Decode workers killed or lost and started again: over_time, over_cpu, crashed, abandoned "
+    "(the request went away), retired (after running out of memory), died_idle.",
+    ["reason"],
+)
+DECODE_REPLACE_REASONS = ("over_time", "over_cpu", "crashed", "abandoned", "retired", "died_idle")
+for _reason in DECODE_REPLACE_REASONS:
+    DECODE_WORKERS_REPLACED.labels(reason=_reason)
 
 SPACE_CIRCUIT_OPEN = Gauge(
     "ghibli_space_circuit_open",
