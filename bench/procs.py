@@ -230,6 +230,9 @@ class Stack:
             GHIBLI_RATE_LIMIT_SUBMITS="0",
             GHIBLI_RATE_LIMIT_REQUESTS="0",
             GHIBLI_MAX_BACKLOG="0",
+            # One client (the bench) opens a thousand streams (section 7): per-client caps off.
+            GHIBLI_MAX_STREAMS_PER_CLIENT="0",
+            GHIBLI_MAX_CONNECTIONS_PER_CLIENT="0",
             **settings,
         )
         proc = self._ghibli(f"ingest-{port}", ["ingest"], env, src)

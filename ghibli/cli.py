@@ -67,6 +67,13 @@ INGEST = (
     "idempotency_ttl_seconds",
     "result_cache",
     "sse_keepalive_seconds",
+    "header_timeout_seconds",
+    "body_timeout_seconds",
+    "keepalive_timeout_seconds",
+    "max_connections_per_client",
+    "max_connections",
+    "max_streams_per_client",
+    "max_streams",
     # API keys and webhook subscriptions (docs/webhooks.md); the keys themselves: environment only.
     "api_keys_file",
     "public_submissions",
@@ -188,6 +195,7 @@ def ingest(**values: Any) -> None:
 
     settings = _settings(values)
     _configure_logs(settings)
+    _raise_open_files_limit()
     # Worker processes rebuild the settings from the environment.
     os.environ.update(settings.to_env())
     # Several workers share one socket: their metrics are summed through files (metrics/exposition.py).
@@ -203,10 +211,24 @@ def ingest(**values: Any) -> None:
         log_level="warning",
         # Open SSE streams would otherwise hold shutdown forever.
         timeout_graceful_shutdown=5,
+        # Connection caps and the deadline on a request's head (ingest/connections.py); the body's
+        # deadline is the app's (ingest/body_deadline.py).
+        http="ingest.connections:GuardedH11Protocol",
+        timeout_keep_alive=settings.keepalive_timeout_seconds,
         # X-Forwarded-For is read by ingest itself, from GHIBLI_TRUSTED_PROXIES only (ingest/client_ip.py).
         proxy_headers=False,
         access_log=False,
     )
+
+
+def _raise_open_files_limit() -> None:
+    """Up to the hard limit: every connection is a file descriptor, and the soft limit is often 1024
+    (GHIBLI_MAX_CONNECTIONS, not the kernel, should be what refuses connections)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 @cli.command()

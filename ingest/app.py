@@ -11,7 +11,9 @@ from litestar.openapi import OpenAPIConfig
 
 from ingest.admin import AdminController
 from ingest.auth import provide_caller
+from ingest.body_deadline import BodyDeadlineMiddleware
 from ingest.compat import compat_router
+from ingest.connections import configure_connections
 from ingest.health import healthz, readyz
 from ingest.jobs_api import JobsController
 from ingest.limits import RateLimitMiddleware
@@ -34,6 +36,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or load_settings()
     # Each uvicorn worker is a fresh (spawned) process: its logs need the JSON set-up too.
     configure_logging(settings.log_level, settings.log_format)
+    configure_connections(settings)  # uvicorn's protocol reads them (ingest/connections.py)
     return Litestar(
         route_handlers=[
             JobsController,
@@ -48,7 +51,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies={"services": Provide(provide_services), "caller": Provide(provide_caller)},
         lifespan=[services_lifespan(settings)],
         # Outermost first: every request is logged once, including those the rate limit refuses.
-        middleware=[RequestLogMiddleware(), RateLimitMiddleware()],
+        middleware=[RequestLogMiddleware(), BodyDeadlineMiddleware(), RateLimitMiddleware()],
         plugins=[problem_details_plugin()],
         openapi_config=OpenAPIConfig(
             title="ghibli-pipeline ingest",

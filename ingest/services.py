@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from ingest.client_ip import ClientAddress
 from ingest.conversions import Conversions
+from ingest.streams import StreamSlots
 from ingest.webhook_request import WebhookIntake
 from jobs.apikeys import KeyRing, load_key_ring
 from jobs.blobs import BlobStore, open_blob_store
@@ -46,6 +47,8 @@ class Services:
     # Every decode of an upload or a stored picture runs in these worker processes (sandbox/).
     decoder: DecodePool
     conversions: Conversions
+    # Held-open responses (SSE, long polls): per-client and per-process caps (ingest/streams.py).
+    streams: StreamSlots
     # API keys (ingest/auth.py) and webhook subscriptions (ingest/webhook_request.py).
     api_keys: KeyRing
     unfinished: UnfinishedJobs
@@ -86,6 +89,7 @@ def open_services(settings: Settings) -> Services:
             blob_ttl_s=settings.blob_ttl_seconds,
             per_minute=settings.rate_limit_requests,
         ),
+        streams=StreamSlots(per_client=settings.max_streams_per_client, total=settings.max_streams),
         api_keys=api_keys,
         unfinished=UnfinishedJobs(redis, keys, ttl_s=settings.job_ttl_seconds),
         webhooks=WebhookIntake.from_settings(settings, api_keys),

@@ -244,6 +244,50 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         float,
         _m("GHIBLI_SSE_KEEPALIVE_SECONDS", "Interval of the keep-alive comments on open SSE streams.", gt=0),
     ] = 15.0
+    header_timeout_seconds: Annotated[
+        float,
+        _m(
+            "GHIBLI_HEADER_TIMEOUT_SECONDS",
+            "Time a client has to send a request's line and headers, and the longest pause while "
+            "it sends a body; then 408 and the connection is closed.",
+            gt=0,
+        ),
+    ] = 10.0
+    body_timeout_seconds: Annotated[
+        float,
+        _m(
+            "GHIBLI_BODY_TIMEOUT_SECONDS", "Time a client has to send a whole request body (an upload).", gt=0
+        ),
+    ] = 120.0
+    keepalive_timeout_seconds: Annotated[
+        int,
+        _m("GHIBLI_KEEPALIVE_TIMEOUT_SECONDS", "How long an idle kept-alive connection stays open.", ge=1),
+    ] = 5
+    max_connections_per_client: Annotated[
+        int,
+        _m(
+            "GHIBLI_MAX_CONNECTIONS_PER_CLIENT",
+            "Open connections per client address (IPv6: per GHIBLI_IPV6_CLIENT_PREFIX) and ingest "
+            "process; trusted proxies are exempt; 0 = no limit.",
+            ge=0,
+        ),
+    ] = 64
+    max_connections: Annotated[
+        int, _m("GHIBLI_MAX_CONNECTIONS", "Open connections per ingest process; 0 = no limit.", ge=0)
+    ] = 4_096
+    max_streams_per_client: Annotated[
+        int,
+        _m(
+            "GHIBLI_MAX_STREAMS_PER_CLIENT",
+            "Held-open responses (SSE streams, long polls) per client and ingest process; over it: "
+            "429 and clients poll; 0 = no limit.",
+            ge=0,
+        ),
+    ] = 16
+    max_streams: Annotated[
+        int,
+        _m("GHIBLI_MAX_STREAMS", "Held-open responses per ingest process; over it: 503; 0 = no limit.", ge=0),
+    ] = 2_000
     admin_secret: Annotated[
         str, _m("ADMIN_SECRET", "Bearer secret of the admin routes; empty disables them.")
     ] = ""

@@ -49,6 +49,9 @@ _ROOT = Path(__file__).resolve().parent.parent
 BUSY_RETRY_AFTER_S = 5
 SPAWN_RETRY_S = 1.0
 _KEEP_ENV = ("PATH", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+# A worker's whole environment besides _KEEP_ENV: no tokens, no Redis URL, nothing of ours.
+# glibc reserves 64 MB of address space per malloc arena otherwise, which RLIMIT_AS counts.
+_WORKER_ENV = {"PYTHONPATH": str(_ROOT), "PYTHONDONTWRITEBYTECODE": "1", "MALLOC_ARENA_MAX": "2"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,12 +194,7 @@ class DecodePool:
         return [w.pid for w in self._workers if w is not None and w.process.returncode is None]
 
     async def _spawn(self) -> _Worker:
-        env = {k: v for k, v in os.environ.items() if k in _KEEP_ENV}
-        env |= {
-            "PYTHONPATH": str(_ROOT),
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "MALLOC_ARENA_MAX": "2",  # glibc reserves 64 MB of address space per arena otherwise
-        }
+        env = {k: v for k, v in os.environ.items() if k in _KEEP_ENV} | _WORKER_ENV
         process = await anyio.open_process(
             [
                 sys.executable,

@@ -415,6 +415,44 @@ def test_cancel_erases_the_job(
     assert httpx.get(f"{ingest.url}/v1/jobs/{job_id}").status_code == 404
 
 
+def test_the_page_polls_when_the_server_refuses_it_a_stream(
+    open_page: Any, redis: RedisServer, workdir: Path, photo_file: Path
+) -> None:
+    env = stack_env(redis, "http://127.0.0.1:9/", HELD_PREFIX, GHIBLI_MAX_STREAMS_PER_CLIENT="1")
+    ingest = start_ingest(env, workdir, "one-stream")
+    consumer = ScriptedConsumer(redis.url, HELD_PREFIX)
+    try:
+        other = httpx.post(
+            ingest.url + "/v1/jobs",
+            files={"image": ("p.jpg", photo_file.read_bytes(), "image/jpeg")},
+            timeout=30,
+        ).json()
+        # Another tab of this client holds its one stream, so the page's is refused (429).
+        with httpx.stream("GET", f"{ingest.url}/v1/jobs/{other['id']}/events", timeout=60) as held_stream:
+            assert held_stream.status_code == 200
+            page, console = open_page(ingest.url + "/")
+            console.expect(r"429")
+            choose_photo(page, photo_file)
+            page.click("#go")
+            page.wait_for_selector("#stage[data-view='progress']")
+            claim = consumer.take(job_id_of(page))
+            consumer.update(claim, Status.RUNNING, progress=0.4, phase="painting")
+            # Polled, not streamed: the page still follows the job.
+            page.wait_for_function("() => document.querySelector('#f-percent').textContent === '40%'")
+            consumer.finish(
+                claim, Status.FAILED, error_code="space_error", error_message="The Space said no."
+            )
+            page.wait_for_selector("#stage[data-view='error']")
+        refusals = [
+            line
+            for line in ingest.proc.log().splitlines()
+            if '"/v1/jobs/{job_id}/events"' in line and '"status": 429' in line
+        ]
+        assert len(refusals) == 1, refusals
+    finally:
+        ingest.proc.stop()
+
+
 def test_upload_problem_is_shown_in_plain_words(
     open_page: Any, held: tuple[Ingest, ScriptedConsumer], tmp_path: Path
 ) -> None:
