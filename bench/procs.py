@@ -233,6 +233,8 @@ class Stack:
             # One client (the bench) opens a thousand streams (section 7): per-client caps off.
             GHIBLI_MAX_STREAMS_PER_CLIENT="0",
             GHIBLI_MAX_CONNECTIONS_PER_CLIENT="0",
+            GHIBLI_MAX_UNFINISHED_PER_CLIENT="0",
+            GHIBLI_MAX_STORED_BYTES_PER_CLIENT="0",
             **settings,
         )
         proc = self._ghibli(f"ingest-{port}", ["ingest"], env, src)

@@ -60,6 +60,8 @@ INGEST = (
     "max_pixels",
     "max_jpeg_scans",
     "max_backlog",
+    "max_unfinished_per_client",
+    "max_stored_bytes_per_client",
     "rate_limit_submits",
     "rate_limit_requests",
     "trusted_proxies",

@@ -11,13 +11,14 @@ import re
 
 import msgspec
 from litestar.datastructures import UploadFile
+from redis.exceptions import RedisError
 
 from ingest.auth import ANONYMOUS_CALLER, Caller
 from ingest.disconnect import Receive, unless_disconnected
 from ingest.params import JobForm, Requested, parse_form
 from ingest.problems import Problem, image_problem
 from ingest.services import Services
-from jobs.key_quota import TooManyUnfinished
+from jobs.fair_share import TooManyUnfinished
 from jobs.logs import get_logger
 from jobs.model import new_job_id
 from jobs.submit import Accepted, IdempotencyConflict, idempotency_digest, request_fingerprint
@@ -92,8 +93,9 @@ async def _accept(
             raise _conflict(exc) from None
         if prior is not None:
             return prior
+    limit = caller.key.max_unfinished if caller.key else settings.max_unfinished_per_client
     try:
-        async with services.unfinished.slot(caller.key) as slot:
+        async with services.unfinished.slot(caller.client, limit) as slot:
             accepted = await _queue(
                 services, job_id, requested, raw, idem, fingerprint, extra, caller, receive
             )
@@ -104,7 +106,8 @@ async def _accept(
             429,
             "too_many_unfinished_jobs",
             "Too many unfinished jobs",
-            f"This API key may have at most {exc.limit} unfinished jobs; retry when one has finished.",
+            f"{'This API key' if caller.key else 'This client'} may have at most {exc.limit} unfinished "
+            "jobs; retry when one has finished.",
             headers={"Retry-After": str(UNFINISHED_RETRY_AFTER_S)},
         ) from None
     return accepted
@@ -131,6 +134,7 @@ async def _queue(
     except ImageRefused as exc:
         raise image_problem(exc) from None
     stored = photo.stored(raw)
+    await _charge_storage(services, caller, len(stored))
     params = requested.resolve(photo.width, photo.height)
     try:
         return await services.submissions.submit(
@@ -144,6 +148,26 @@ async def _queue(
         )
     except IdempotencyConflict as exc:
         raise _conflict(exc) from None
+
+
+async def _charge_storage(services: Services, caller: Caller, size: int) -> None:
+    """The stored photo counts against the client's bytes per window (jobs/fair_share.py)."""
+    limit = services.settings.max_stored_bytes_per_client
+    try:
+        decision = await services.stored.charge(caller.client, size, limit)
+    except RedisError as exc:
+        log.warning("storage quota unavailable", error=type(exc).__name__)
+        return  # without Redis the submission fails on its own a moment later
+    if not decision.allowed:
+        raise Problem(
+            429,
+            "storage_quota_exceeded",
+            "Too much stored",
+            f"This client has had {decision.used:,} bytes of photos stored in this window; at most "
+            f"{limit:,} are kept per {services.settings.blob_ttl_seconds} s. Retry in "
+            f"{decision.retry_after_s} s.",
+            headers={"Retry-After": str(decision.retry_after_s)},
+        )
 
 
 def _conflict(exc: IdempotencyConflict) -> Problem:

@@ -19,7 +19,7 @@ from ingest.webhook_request import WebhookIntake
 from jobs.apikeys import KeyRing, load_key_ring
 from jobs.blobs import BlobStore, open_blob_store
 from jobs.events import EventsHub
-from jobs.key_quota import UnfinishedJobs
+from jobs.fair_share import StoredBytes, UnfinishedJobs
 from jobs.keys import Keys
 from jobs.ratelimit import RateLimiter
 from jobs.redis_conn import connect
@@ -52,6 +52,7 @@ class Services:
     # API keys (ingest/auth.py) and webhook subscriptions (ingest/webhook_request.py).
     api_keys: KeyRing
     unfinished: UnfinishedJobs
+    stored: StoredBytes
     webhooks: WebhookIntake
 
     @property
@@ -92,6 +93,7 @@ def open_services(settings: Settings) -> Services:
         streams=StreamSlots(per_client=settings.max_streams_per_client, total=settings.max_streams),
         api_keys=api_keys,
         unfinished=UnfinishedJobs(redis, keys, ttl_s=settings.job_ttl_seconds),
+        stored=StoredBytes(redis, keys, window_s=settings.blob_ttl_seconds),
         webhooks=WebhookIntake.from_settings(settings, api_keys),
     )
 

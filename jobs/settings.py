@@ -199,6 +199,24 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             ge=0,
         ),
     ] = 1_000
+    max_unfinished_per_client: Annotated[
+        int,
+        _m(
+            "GHIBLI_MAX_UNFINISHED_PER_CLIENT",
+            "Unfinished jobs one anonymous client (address; IPv6 per GHIBLI_IPV6_CLIENT_PREFIX) may "
+            "have at once (API keys have their own max_unfinished); 0 = no limit.",
+            ge=0,
+        ),
+    ] = 10
+    max_stored_bytes_per_client: Annotated[
+        int,
+        _m(
+            "GHIBLI_MAX_STORED_BYTES_PER_CLIENT",
+            "Bytes of photos one client (address or API key) may have stored per window of "
+            "GHIBLI_BLOB_TTL_SECONDS, counted from its first upload; 0 = no limit.",
+            ge=0,
+        ),
+    ] = 200_000_000
     rate_limit_submits: Annotated[
         int,
         _m(

@@ -48,6 +48,8 @@ def start_ingest(
         GHIBLI_HOST="0.0.0.0",  # the test's 127.0.0.x addresses reach it
         GHIBLI_PORT=str(port),
         GHIBLI_MAX_BACKLOG="0",
+        GHIBLI_MAX_UNFINISHED_PER_CLIENT="0",
+        GHIBLI_MAX_STORED_BYTES_PER_CLIENT="0",
         GHIBLI_RATE_LIMIT_SUBMITS="0",
         GHIBLI_RATE_LIMIT_REQUESTS="0",
         GHIBLI_MAX_CONNECTIONS_PER_CLIENT=str(PER_CLIENT_CONNECTIONS),

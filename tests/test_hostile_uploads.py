@@ -49,6 +49,8 @@ def ingest(redis_server: RedisServer, procs: list[Proc], tmp_path: Path) -> Inge
         REDIS_URL=redis_server.url,
         GHIBLI_PORT=str(port),
         GHIBLI_MAX_BACKLOG="0",
+        GHIBLI_MAX_UNFINISHED_PER_CLIENT="0",
+        GHIBLI_MAX_STORED_BYTES_PER_CLIENT="0",
         GHIBLI_RATE_LIMIT_SUBMITS="0",
         GHIBLI_RATE_LIMIT_REQUESTS="0",
         GHIBLI_DECODE_WORKERS="2",
