@@ -36,6 +36,7 @@ from consumers.errors import ErrorKind, QuotaWait, SpaceError, classify
 from consumers.result_check import check_result
 from consumers.space_client import CallTrace, SpaceSession, SpaceUpdate, sweep_download_leftovers
 from consumers.token_pool import Lease, Outcome, TokenPool, now_ms
+from consumers.token_transport import check_token_transport
 from consumers.tokens import TokenSet, load_tokens
 from jobs import token_state as ts
 from jobs.logs import get_logger
@@ -116,6 +117,7 @@ class SpaceCaller:
     ) -> SpaceCaller:
         """Load the tokens (raises TokenConfigError), register them, check the Space's endpoint."""
         tokens = load_tokens(os.environ if environ is None else environ, settings.hf_tokens_file)
+        check_token_transport(settings.space, tokens, settings.space_plaintext_hosts)
         caller = cls(settings, redis, keys, tokens, decoder)
         caller._log_tokens()
         try:

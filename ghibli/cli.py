@@ -35,6 +35,7 @@ COMMON = (
 DECODE = ("decode_workers", "decode_memory_mb", "decode_cpu_seconds", "decode_timeout_seconds")
 CONSUMER = (
     "space",
+    "space_plaintext_hosts",
     "call_timeout_seconds",
     "hf_tokens_file",
     "token_max_in_flight",

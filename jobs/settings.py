@@ -61,6 +61,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     space: Annotated[
         str, _m("GHIBLI_SPACE", "Gradio app to call: a Hugging Face Space id or an http(s) URL.")
     ] = "jamesliu1217/EasyControl_Ghibli"
+    space_plaintext_hosts: Annotated[
+        str,
+        _m(
+            "GHIBLI_SPACE_PLAINTEXT_HOSTS",
+            "Comma list of host names, addresses or CIDRs an http:// GHIBLI_SPACE may be on although HF "
+            "tokens are configured (e.g. `space` on the compose network); loopback always may. Any "
+            "other plain-http Space with tokens stops the consumer at start.",
+        ),
+    ] = ""
     call_timeout_seconds: Annotated[
         float, _m("GHIBLI_CALL_TIMEOUT_SECONDS", "Deadline of one Space call.", gt=0)
     ] = 600.0
