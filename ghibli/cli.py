@@ -67,6 +67,7 @@ INGEST = (
     "rate_limit_requests",
     "trusted_proxies",
     "ipv6_client_prefix",
+    "allowed_origins",
     "idempotency_ttl_seconds",
     "result_cache",
     "sse_keepalive_seconds",

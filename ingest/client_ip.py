@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import ipaddress
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from litestar.types import Scope
 
-__all__ = ["ClientAddress", "client_bucket"]
+__all__ = ["ClientAddress", "client_bucket", "parse_origins"]
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -74,3 +75,13 @@ class ClientAddress:
             if not self._is_trusted(hop):
                 return hop
         return hops[0] if hops else peer
+
+
+def parse_origins(raw: str) -> frozenset[str]:
+    """'https://a.example, https://b.example:8443' -> normalized origins (scheme://host[:port])."""
+    found: set[str] = set()
+    for item in (part.strip() for part in raw.split(",")):
+        if item:
+            parts = urlsplit(item)
+            found.add(f"{parts.scheme.lower()}://{(parts.netloc or parts.path).lower()}")
+    return frozenset(found)

@@ -86,7 +86,9 @@ async def _accept(
                 "Bad Idempotency-Key",
                 f"The Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters.",
             )
-        idem = idempotency_digest(idempotency_key, caller.key_id)
+        # Scoped to the caller: its API key, or its address for anonymous callers, so a key one
+        # client chose never answers another client with the first one's job.
+        idem = idempotency_digest(idempotency_key, caller.key_id or caller.client)
         try:
             prior = await services.submissions.prior(idem, fingerprint)
         except IdempotencyConflict as exc:

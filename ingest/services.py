@@ -12,7 +12,7 @@ from litestar import Litestar
 from litestar.datastructures import State
 from redis.asyncio import Redis
 
-from ingest.client_ip import ClientAddress
+from ingest.client_ip import ClientAddress, parse_origins
 from ingest.conversions import Conversions
 from ingest.streams import StreamSlots
 from ingest.webhook_request import WebhookIntake
@@ -49,6 +49,8 @@ class Services:
     conversions: Conversions
     # Held-open responses (SSE, long polls): per-client and per-process caps (ingest/streams.py).
     streams: StreamSlots
+    # Other sites whose pages may post here from a browser (ingest/browser_guard.py).
+    allowed_origins: frozenset[str]
     # API keys (ingest/auth.py) and webhook subscriptions (ingest/webhook_request.py).
     api_keys: KeyRing
     unfinished: UnfinishedJobs
@@ -91,6 +93,7 @@ def open_services(settings: Settings) -> Services:
             per_minute=settings.rate_limit_requests,
         ),
         streams=StreamSlots(per_client=settings.max_streams_per_client, total=settings.max_streams),
+        allowed_origins=parse_origins(settings.allowed_origins),
         api_keys=api_keys,
         unfinished=UnfinishedJobs(redis, keys, ttl_s=settings.job_ttl_seconds),
         stored=StoredBytes(redis, keys, window_s=settings.blob_ttl_seconds),

@@ -259,6 +259,14 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             le=128,
         ),
     ] = 64
+    allowed_origins: Annotated[
+        str,
+        _m(
+            "GHIBLI_ALLOWED_ORIGINS",
+            "Comma list of other sites' origins (https://app.example) whose pages may POST or DELETE "
+            "here from a browser; others get 403 cross_site_request (the page served here always may).",
+        ),
+    ] = ""
     idempotency_ttl_seconds: Annotated[
         int,
         _m("GHIBLI_IDEMPOTENCY_TTL_SECONDS", "How long an Idempotency-Key maps to its job.", ge=60),

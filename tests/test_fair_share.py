@@ -1,7 +1,8 @@
 """Fair share per client against a real `ghibli ingest` and redis-server: anonymous clients too have
 a cap on unfinished jobs and on stored bytes per window, one client's caps never touch another's,
-and IPv6 clients are counted per /64. Clients are told apart by X-Forwarded-For from a trusted
-proxy (the test), so IPv4 and IPv6 clients can both be played from loopback."""
+IPv6 clients are counted per /64, and an anonymous client's Idempotency-Keys are its own. Clients
+are told apart by X-Forwarded-For from a trusted proxy (the test), so IPv4 and IPv6 clients can
+both be played from loopback."""
 
 from __future__ import annotations
 
@@ -112,3 +113,25 @@ def test_a_client_has_a_cap_on_stored_bytes_per_window(ingest: str, redis_server
         accepted += 1
     assert accepted == 5  # five photos fit in the window, the sixth does not
     assert submit(ingest, clients[2], 50).status_code == 202  # another client's bytes are its own
+
+
+def test_idempotency_keys_of_anonymous_clients_are_their_own(ingest: str) -> None:
+    def post(client: str) -> httpx.Response:
+        return httpx.post(
+            ingest + "/v1/jobs",
+            files={"image": ("p.jpg", PHOTO, "image/jpeg")},
+            data={"seed": "7"},
+            headers={"X-Forwarded-For": client, "Idempotency-Key": "order-1"},
+            timeout=60,
+        )
+
+    first = post("198.51.100.20")
+    assert first.status_code == 202
+    again = post("198.51.100.20")
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert again.json()["id"] == first.json()["id"]
+    # Another client with the same key and the same photo gets its own job, not the first one's id.
+    other = post("198.51.100.21")
+    assert other.status_code == 202
+    assert "idempotent-replayed" not in other.headers
+    assert other.json()["id"] != first.json()["id"]

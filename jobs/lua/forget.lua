@@ -1,14 +1,26 @@
 -- Erase a job (after cancel.lua): its hash, the Idempotency-Key record that points at it (so the
--- key can be used again) and the result-cache entry that points at its result (so no later
--- submission is answered from a result that is being deleted). Shared entries owned by another
--- job are left alone. Returns the blob names the caller deletes: {input_key, result_key}.
+-- key can be used again), the result-cache entry that points at its result (so no later
+-- submission is answered from a result that is being deleted) and its webhook outbox (the events
+-- carry the job's prompt, photo digest and URL, and an erased job is announced to nobody). Shared
+-- entries owned by another job are left alone. Returns the blob names the caller deletes:
+-- {input_key, result_key}.
 -- KEYS: job   ARGV: job_id
-local f = redis.call('HMGET', KEYS[1], 'idem_key', 'cache_key', 'result_key', 'input_key')
+local f = redis.call('HMGET', KEYS[1], 'idem_key', 'cache_key', 'result_key', 'input_key', 'wh_queue',
+  'wh_state', 'wh_due')
 if f[1] and f[1] ~= '' and redis.call('HGET', f[1], 'job') == ARGV[1] then
   redis.call('DEL', f[1])
 end
 if f[2] and f[2] ~= '' and f[3] and f[3] ~= '' and redis.call('GET', f[2]) == f[3] then
   redis.call('DEL', f[2])
+end
+if f[5] and f[5] ~= '' then
+  redis.call('DEL', f[5])
+end
+if f[6] and f[6] ~= '' then
+  redis.call('DEL', f[6])
+end
+if f[7] and f[7] ~= '' then
+  redis.call('ZREM', f[7], ARGV[1])
 end
 redis.call('DEL', KEYS[1])
 return {f[4] or '', f[3] or ''}
