@@ -25,6 +25,8 @@ from jobs.submit import Accepted, IdempotencyConflict, idempotency_digest, reque
 from jobs.wire import JobView
 from metrics.definitions import JOBS_DEDUPLICATED, JOBS_REJECTED, JOBS_SUBMITTED, JOBS_SUBMITTED_BY_KEY
 from sandbox.errors import ImageRefused
+from sandbox.jfif import stored_as_sent
+from sandbox.photo import MIN_SIDE, STORED_MAX_SIDE, NormalizedPhoto
 from sandbox.probe import probe
 
 __all__ = ["IDEMPOTENCY_KEY_MAX", "accept_submission", "accepted_view"]
@@ -126,13 +128,19 @@ async def _queue(
     caller: Caller,
     receive: Receive | None,
 ) -> Accepted:
-    """Check and decode the photo (headers here, pixels in the sandbox) and create the job."""
+    """Check the photo (headers here; pixels, unless stored as sent, in the sandbox), create the job."""
     limits = {"max_pixels": services.settings.max_pixels, "max_scans": services.settings.max_jpeg_scans}
     try:
         probe(raw, **limits)  # most hostile files end here, in microseconds
-        photo = await unless_disconnected(
-            receive, lambda: services.decoder.normalize(raw, **limits, client=caller.client)
+        plain = stored_as_sent(
+            raw, max_side=STORED_MAX_SIDE, min_side=MIN_SIDE, max_pixels=limits["max_pixels"]
         )
+        if plain is not None:  # a browser's JFIF JPEG: stored as sent, nothing to decode
+            photo = NormalizedPhoto(None, *plain)
+        else:
+            photo = await unless_disconnected(
+                receive, lambda: services.decoder.normalize(raw, **limits, client=caller.client)
+            )
     except ImageRefused as exc:
         raise image_problem(exc) from None
     stored = photo.stored(raw)

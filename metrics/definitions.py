@@ -158,10 +158,11 @@ DECODE_SECONDS = Histogram(
 DECODE_WORKERS_REPLACED = Counter(
     "ghibli_decode_workers_replaced_total",
     "Decode workers killed or lost and started again: over_time, over_cpu, crashed, abandoned "
-    "(the request went away), retired (after running out of memory), died_idle.",
+    "(the request went away), retired (out of memory, or a heap left large), recycled (after many "
+    "tasks), died_idle.",
     ["reason"],
 )
-DECODE_REPLACE_REASONS = ("over_time", "over_cpu", "crashed", "abandoned", "retired", "died_idle")
+DECODE_REPLACE_REASONS = ("over_time", "over_cpu", "crashed", "abandoned", "retired", "recycled", "died_idle")
 for _reason in DECODE_REPLACE_REASONS:
     DECODE_WORKERS_REPLACED.labels(reason=_reason)
 

@@ -48,6 +48,8 @@ __all__ = ["DecodePool", "PoolLimits", "auto_workers"]
 _ROOT = Path(__file__).resolve().parent.parent
 BUSY_RETRY_AFTER_S = 5
 SPAWN_RETRY_S = 1.0
+# A fresh process now and then: whatever a codec leaks over many images goes with the old one.
+RECYCLE_AFTER_TASKS = 1_000
 _KEEP_ENV = ("PATH", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
 # A worker's whole environment besides _KEEP_ENV: no tokens, no Redis URL, nothing of ours.
 # glibc reserves 64 MB of address space per malloc arena otherwise, which RLIMIT_AS counts.
@@ -348,7 +350,12 @@ class DecodePool:
         try:
             with anyio.fail_after(self.limits.timeout_seconds):
                 reply = await worker.call(payload)
-            replace = "retired" if reply.retire else None
+            if reply.retire:
+                replace = "retired"
+            elif worker.tasks >= RECYCLE_AFTER_TASKS:
+                replace = "recycled"
+            else:
+                replace = None
             return reply
         except TimeoutError:
             replace = "over_time"

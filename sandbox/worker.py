@@ -19,11 +19,16 @@ import math
 import os
 import resource
 import sys
+from pathlib import Path
+
+import msgspec
 
 from sandbox import wire
 from sandbox.errors import ImageRefused
 
 MB = 1024 * 1024
+# A worker whose heap stays this large after a task is replaced rather than kept (fragmentation).
+RETIRE_ABOVE_RSS_MB = 400
 
 
 def _read_exactly(fd: int, size: int) -> bytes | None:
@@ -108,6 +113,14 @@ def _answer(payload: bytes, memory_mb: int) -> wire.Reply:
         )
 
 
+def _rss_mb() -> float:
+    try:
+        resident = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0.0
+    return resident * os.sysconf("SC_PAGE_SIZE") / MB
+
+
 def _preload() -> None:
     """Every codec and plugin, before the limits make loading them impossible."""
     import pillow_heif
@@ -140,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         _cpu_budget(args.cpu_seconds)
         reply = _answer(payload, args.memory_mb)
         del payload
+        if not reply.retire and _rss_mb() > RETIRE_ABOVE_RSS_MB:
+            reply = msgspec.structs.replace(reply, retire=True)
         _write(reply_fd, wire.encode(reply))
         if reply.retire:
             return 0

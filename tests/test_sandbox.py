@@ -8,16 +8,20 @@ killed, from inside or outside, is replaced and the next decode works.
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
+from PIL import Image
 
 from sandbox.errors import ImageRefused
+from sandbox.jfif import stored_as_sent
 from sandbox.pool import DecodePool, PoolLimits
 from sandbox.probe import probe
 from tests import hostile, images
@@ -224,3 +228,69 @@ async def test_waiting_is_capped_per_client_and_in_all() -> None:
                 await anyio.sleep(0.05)
     # a: one running, two waiting, the fourth refused; b waits; c finds the queue full.
     assert sorted(codes) == sorted(["ok", "ok", "ok", "too_many_decodes", "ok", "decoder_busy"]), codes
+
+
+async def test_a_worker_is_recycled_after_many_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sandbox import pool as pool_module
+
+    monkeypatch.setattr(pool_module, "RECYCLE_AFTER_TASKS", 3)
+    async with DecodePool(PoolLimits(workers=1)) as pool:
+        (first,) = await ready(pool, 1)
+        for _ in range(3):
+            assert (await pool.normalize(HONEST, max_pixels=MAX_PIXELS)).width == 640
+        assert pool.replaced["recycled"] == 1
+        (second,) = await ready(pool, 1, old=frozenset({first}))
+        assert (await pool.normalize(HONEST, max_pixels=MAX_PIXELS)).width == 640
+        assert pool.pids() == [second]
+
+
+def _jpeg(**options: Any) -> bytes:
+    image = options.pop("image", None) or landscape(640, 480)
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=90, **options)
+    return out.getvalue()
+
+
+PLAIN = {"max_side": 2048, "min_side": 16, "max_pixels": MAX_PIXELS}
+
+
+def test_a_plain_jfif_jpeg_is_recognised_from_its_structure_alone() -> None:
+    assert stored_as_sent(_jpeg(), **PLAIN) == (640, 480)
+    assert stored_as_sent(_jpeg(optimize=True), **PLAIN) == (640, 480)
+    assert stored_as_sent(_jpeg(subsampling=0), **PLAIN) == (640, 480)  # 4:4:4
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    with_comment = _jpeg()
+    with_comment = with_comment[:2] + b"\xff\xfe\x00\x07hello" + with_comment[2:]
+    two_scans = hostile.progressive_scan_bomb(side=64, repeats=2)
+    over_subscribed = bytearray(_jpeg())
+    dht = over_subscribed.index(b"\xff\xc4")
+    over_subscribed[dht + 5 : dht + 7] = b"\x09\x09"  # 9 codes of length 1 and 2: no prefix code
+    not_plain = {
+        "exif": _jpeg(exif=exif.tobytes()),
+        "icc profile": _jpeg(icc_profile=images.srgb_icc()),
+        "comment": with_comment,
+        "progressive": _jpeg(progressive=True),
+        "grey": _jpeg(image=landscape(640, 480).convert("L")),
+        "cmyk": _jpeg(image=landscape(640, 480).convert("CMYK")),
+        "larger than stored": _jpeg(image=landscape(2400, 1200)),
+        "truncated": images.truncated_jpeg(),
+        "data after the end": _jpeg() + b"trailing",
+        "no entropy-coded data": _jpeg()[: _jpeg().index(b"\xff\xda") + 14] + b"\xff\xd9",
+        "over-subscribed huffman table": bytes(over_subscribed),
+        "two scans": two_scans,
+        "not a jpeg": encode(landscape(640, 480), "PNG"),
+    }
+    for name, data in not_plain.items():
+        assert stored_as_sent(data, **PLAIN) is None, name
+
+
+async def test_whatever_the_fast_path_keeps_the_sandbox_would_keep_too() -> None:
+    variants = [_jpeg(), _jpeg(optimize=True), _jpeg(subsampling=0), _jpeg(image=landscape(2048, 1536))]
+    async with DecodePool(PoolLimits(workers=1)) as pool:
+        for data in variants:
+            plain = stored_as_sent(data, **PLAIN)
+            assert plain is not None
+            decoded = await pool.normalize(data, max_pixels=MAX_PIXELS)
+            assert decoded.data is None  # kept byte for byte after a full decode as well
+            assert (decoded.width, decoded.height) == plain
