@@ -118,7 +118,7 @@ def _rss_mb() -> float:
         resident = int(Path("/proc/self/statm").read_text().split()[1])
     except (OSError, IndexError, ValueError):
         return 0.0
-    return resident * os.sysconf("SC_PAGE_SIZE") / MB
+    return resident * resource.getpagesize() / MB
 
 
 def _preload() -> None:
