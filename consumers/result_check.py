@@ -37,6 +37,15 @@ def _space_error(exc: ImageRefused) -> SpaceError:
     )
 
 
+def _size_of(photo: bytes) -> tuple[int, int] | None:
+    """The stored photo's size from its header (our own normalized copy; None if unreadable)."""
+    try:
+        info = read_header(photo)
+    except ImageRefused:
+        return None
+    return info.width, info.height
+
+
 async def check_result(
     decoder: DecodePool, data: bytes, params: JobParams, image_path: Path
 ) -> tuple[bytes, str]:
@@ -47,6 +56,8 @@ async def check_result(
         if (info.width, info.height) != want:
             raise wrong_size(info.width, info.height, want)
         photo = await anyio.Path(image_path).read_bytes()
+        if _size_of(photo) != want:
+            photo = b""  # a picture of another size cannot be the photo echoed: no need to send it
         checked = await decoder.check_picture(data, width=want[0], height=want[1], photo=photo)
     except ImageRefused as exc:
         raise _space_error(exc) from None

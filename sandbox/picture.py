@@ -58,7 +58,7 @@ def check_picture(data: bytes, *, width: int, height: int, photo: bytes) -> Chec
             img.load()
             if img.size != (width, height):
                 raise wrong_size(img.width, img.height, (width, height))
-            same = data == photo or _same_pixels(img, photo)
+            same = bool(photo) and (data == photo or _same_pixels(img, photo))
             return CheckedPicture(info.media_type, img.width, img.height, same)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise unreadable(info.name, type(exc).__name__) from None
