@@ -53,6 +53,7 @@ class Run:
     spaces: Stack
     _urls: dict[str, str]
     consumer_env: dict[str, str]
+    baseline_src: Path | None = None  # --baseline-src: another tree's ingest, side by side (section 4)
 
     def space(self, kind: str) -> str:
         """'fast': the fast engine, no delay; 'second': answers after exactly 1 s. Started once."""
@@ -113,11 +114,19 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="extra environment of every consumer (experiments, e.g. trying a fix); repeatable",
     )
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="another version's source tree (e.g. `git archive main | tar -x -C DIR`): section 4 "
+        "measures its ingest's upload latency side by side with this one's",
+    )
     args = parser.parse_args(argv)
     started = datetime.now(tz=UTC)
     workdir = Path(tempfile.mkdtemp(prefix="ghibli-bench-"))
     consumer_env = dict(item.split("=", 1) for item in args.consumer_env)
-    run = Run(Report(), args.quick, workdir, Stack(workdir / "spaces"), {}, consumer_env)
+    run = Run(Report(), args.quick, workdir, Stack(workdir / "spaces"), {}, consumer_env, args.baseline_src)
     if consumer_env:
         run.report.note(f"Consumers ran with extra environment {sorted(consumer_env)} (an experiment).")
     clock = time.monotonic()

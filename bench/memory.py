@@ -22,7 +22,7 @@ from redis import Redis
 
 from bench.direct import run_direct
 from bench.pipeline import Drained, JobQueue
-from bench.procs import Stack, rss_bytes
+from bench.procs import Stack, tree_rss_bytes
 from bench.report import Report, Row, load_average, ratio
 
 __all__ = ["ConsumerMemory", "QueuedJobMemory", "consumer_memory", "memory_rows", "queued_job_memory"]
@@ -97,13 +97,13 @@ def consumer_memory(
     try:
         (consumer,) = stack.consumers(redis_url, space_url, (1, concurrency))
         time.sleep(2)
-        idle = rss_bytes(consumer.pid)
+        idle = tree_rss_bytes(consumer.pid)  # with its decode worker
         peak = [idle]
         done = threading.Event()
 
         def sample() -> None:  # VmHWM would include start-up; sample the running process instead
             while not done.wait(0.1):
-                peak.append(rss_bytes(consumer.pid))
+                peak.append(tree_rss_bytes(consumer.pid))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -157,7 +157,8 @@ def memory_rows(
     report.add(
         Row(
             SECTION,
-            "consumer RSS idle (MB), connected to the Space; direct = a gradio_client process after one call",
+            "consumer RSS idle (MB) with its decode worker, connected to the Space; direct = a gradio_client "
+            "process after one call",
             _mb(consumer.idle),
             _mb(consumer.direct_idle),
             ratio(consumer.idle, consumer.direct_idle),
@@ -167,8 +168,8 @@ def memory_rows(
     report.add(
         Row(
             SECTION,
-            f"consumer RSS busy (MB), peak with {consumer.in_flight} 1-s calls in flight; direct = peak of "
-            f"a gradio_client process with {consumer.in_flight} threads",
+            f"consumer RSS busy (MB) with its decode worker, peak with {consumer.in_flight} 1-s calls in "
+            f"flight; direct = peak of a gradio_client process with {consumer.in_flight} threads",
             _mb(consumer.busy_peak),
             _mb(consumer.direct_peak),
             ratio(consumer.busy_peak, consumer.direct_peak),

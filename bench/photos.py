@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ingest.images import normalize_photo
+from sandbox.photo import normalize_photo
 from space.samples import meadow
 
-__all__ = ["job_photo", "jpeg_of_size"]
+__all__ = ["job_photo", "jpeg_of_size", "phone_jpeg", "web_jpeg"]
 
 MAX_PIXELS = 40_000_000  # ingest's default GHIBLI_MAX_PIXELS
 
@@ -41,7 +41,7 @@ def job_photo(workdir: Path) -> tuple[bytes, Path]:
     raw = _jpeg(_noisy(meadow(640, 480, seed=5), 4.0, seed=5))
     normalized = normalize_photo(raw, max_pixels=MAX_PIXELS)
     path = workdir / "job-photo.jpg"
-    path.write_bytes(normalized.data)
+    path.write_bytes(normalized.stored(raw))
     return raw, path
 
 
@@ -58,3 +58,20 @@ def jpeg_of_size(target_bytes: int, seed: int = 7) -> bytes:
         # The file grows roughly with the noise's amplitude to the power 0.4 here.
         sigma = min(100.0, max(0.5, sigma * (target_bytes / len(data)) ** 2.5))
     return data
+
+
+def web_jpeg(seed: int = 5) -> bytes:
+    """A 640x480 JPEG as a browser exports it (JFIF, no EXIF): ingest stores it byte for byte."""
+    return _jpeg(_noisy(meadow(640, 480, seed=seed), 4.0, seed=seed), quality=90)
+
+
+def phone_jpeg(seed: int = 11) -> bytes:
+    """A 12 MP (4032x3024) phone photo: EXIF with camera, orientation 6 (upright is portrait)."""
+    image = _noisy(meadow(1008, 756, seed=seed).resize((4032, 3024), Image.Resampling.BICUBIC), 6.0, seed)
+    exif = Image.Exif()
+    exif[0x010F] = "Phone maker"  # Make
+    exif[0x0110] = "Phone 12"  # Model
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to view
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=92, exif=exif.tobytes())
+    return out.getvalue()

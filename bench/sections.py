@@ -29,6 +29,7 @@ from bench.report import Row
 from bench.stylizer import BUDGET_MS_PER_MP, SIZES
 from bench.stylizer import _time as time_stylizer
 from bench.throughput import Level, LevelResult, measure_level, scaling_rows, throughput_rows
+from bench.upload_latency import latency_rows, measure_latency
 
 if TYPE_CHECKING:
     from bench.__main__ import Run
@@ -98,6 +99,12 @@ def scaling(run: Run) -> None:
 
 
 def ingest(run: Run) -> None:
+    rounds, per_round = (2, 3) if run.quick else (6, 10)
+    stack = run.stack("ingest-latency")
+    try:
+        latency_rows(run.report, measure_latency(stack, run.baseline_src, rounds=rounds, per_round=per_round))
+    finally:
+        stack.close()
     concurrency = 4
     for target, count in ((1_000_000, 4 if run.quick else 40), (10_000_000, 2 if run.quick else 12)):
         photo = jpeg_of_size(target)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bench.direct import DirectRun, run_direct
 from bench.pipeline import Drained, JobQueue
-from bench.procs import Proc, Stack, cpu_seconds, rss_bytes
+from bench.procs import Proc, Stack, cpu_seconds, rss_bytes, tree_cpu_seconds
 from bench.report import Report, Row, load_average, ratio
 
 __all__ = ["Level", "LevelResult", "layout_for", "measure_level", "scaling_rows", "throughput_rows"]
@@ -63,7 +63,8 @@ class LevelResult:
 
 
 def _cpu(pids: list[int]) -> float:
-    return sum(cpu_seconds(pid) for pid in pids)
+    """CPU of these processes and their children (a consumer checks results in its decode worker)."""
+    return sum(tree_cpu_seconds(pid) for pid in pids)
 
 
 def measure_level(

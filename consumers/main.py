@@ -17,6 +17,7 @@ from jobs.redis_conn import connect
 from jobs.settings import Settings
 from jobs.store import JobStore
 from metrics.exposition import serve_process_metrics
+from sandbox.pool import DecodePool, PoolLimits
 
 __all__ = ["run_consumer"]
 
@@ -35,28 +36,29 @@ async def _serve(settings: Settings) -> None:
             durability=Durability.from_settings(redis, keys, settings),
         )
         blobs = open_blob_store(redis, keys, settings.blob_dir)
-        try:
-            caller = await _open_caller(settings, redis, keys)
-        except TokenConfigError as exc:
-            log.error("cannot start", error=str(exc))
-            raise SystemExit(2) from None
-        try:
-            await Consumer(settings, store, blobs, caller).run()
-        except ConsumerNameTaken as exc:
-            log.error("consumer name in use", error=str(exc))
-            raise SystemExit(1) from None
-        finally:
-            await caller.aclose()
+        async with DecodePool(PoolLimits.from_settings(settings, role="consumer")) as decoder:
+            try:
+                caller = await _open_caller(settings, redis, keys, decoder)
+            except TokenConfigError as exc:
+                log.error("cannot start", error=str(exc))
+                raise SystemExit(2) from None
+            try:
+                await Consumer(settings, store, blobs, caller).run()
+            except ConsumerNameTaken as exc:
+                log.error("cannot start", error=str(exc))
+                raise SystemExit(1) from None
+            finally:
+                await caller.aclose()
     finally:
         await redis.aclose()
 
 
-async def _open_caller(settings: Settings, redis: Redis, keys: Keys) -> SpaceCaller:
+async def _open_caller(settings: Settings, redis: Redis, keys: Keys, decoder: DecodePool) -> SpaceCaller:
     """The Space caller (its token pool lives in Redis): wait for Redis rather than exit."""
     backoff = Backoff(cap_s=5.0)
     while True:
         try:
-            return await SpaceCaller.open(settings, redis, keys)
+            return await SpaceCaller.open(settings, redis, keys, decoder)
         except REDIS_DOWN as exc:
             delay = backoff.next_delay()
             log.warning("redis unavailable at start-up", error=str(exc), retry_in_s=round(delay, 2))

@@ -34,8 +34,10 @@ from redis.exceptions import RedisError
 
 from consumers.breaker import CircuitBreaker
 from consumers.errors import ErrorKind, QuotaWait, SpaceError, classify
+from consumers.result_check import check_result
 from consumers.space_client import CallTrace, SpaceSession, SpaceUpdate, sweep_download_leftovers
 from consumers.token_pool import Lease, Outcome, TokenPool, now_ms
+from consumers.token_transport import check_token_transport
 from consumers.tokens import TokenSet, load_tokens
 from jobs import token_state as ts
 from jobs.logs import get_logger
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 
     from jobs.keys import Keys
     from jobs.settings import Settings
+    from sandbox.pool import DecodePool
 
 __all__ = ["CallResult", "Readiness", "SpaceCaller"]
 
@@ -81,9 +84,12 @@ class _QuotaRefused(Exception):
 
 
 class SpaceCaller:
-    def __init__(self, settings: Settings, redis: Redis, keys: Keys, tokens: TokenSet) -> None:
+    def __init__(
+        self, settings: Settings, redis: Redis, keys: Keys, tokens: TokenSet, decoder: DecodePool
+    ) -> None:
         self.settings = settings
         self.tokens = tokens
+        self.decoder = decoder  # checks every picture the Space returns (consumers/result_check.py)
         self.pool = TokenPool(
             redis,
             keys,
@@ -102,11 +108,18 @@ class SpaceCaller:
 
     @classmethod
     async def open(
-        cls, settings: Settings, redis: Redis, keys: Keys, *, environ: Mapping[str, str] | None = None
+        cls,
+        settings: Settings,
+        redis: Redis,
+        keys: Keys,
+        decoder: DecodePool,
+        *,
+        environ: Mapping[str, str] | None = None,
     ) -> SpaceCaller:
         """Load the tokens (raises TokenConfigError), register them, check the Space's endpoint."""
         tokens = load_tokens(os.environ if environ is None else environ, settings.hf_tokens_file)
-        caller = cls(settings, redis, keys, tokens)
+        check_token_transport(settings.space, tokens, settings.space_plaintext_hosts)
+        caller = cls(settings, redis, keys, tokens, decoder)
         caller._log_tokens()
         try:
             await caller.pool.register()
@@ -301,9 +314,10 @@ class SpaceCaller:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._keep_lease, lease)
                     try:
-                        output = await anyio.to_thread.run_sync(
+                        data = await anyio.to_thread.run_sync(
                             generate, limiter=self._threads, abandon_on_cancel=True
                         )
+                        output = await check_result(self.decoder, data, params, image_path)
                     except Exception as exc:  # noqa: BLE001 - every failure is classified
                         error = self._scrub(classify(exc))
                     tg.cancel_scope.cancel()

@@ -9,7 +9,6 @@ restarted Space ("Server stopped") or a broken Space, because its config is fetc
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import re
 import ssl
@@ -30,13 +29,19 @@ import certifi
 import httpx
 from gradio_client import Client, handle_file
 from gradio_client.utils import Status as GradioStatus
-from PIL import Image, ImageChops, ImageStat, UnidentifiedImageError
 
 from consumers.errors import ErrorKind, SpaceError, classify
 from jobs.logs import get_logger
 from jobs.model import JobParams
 
-__all__ = ["ENDPOINT", "CallTrace", "SpaceSession", "SpaceUpdate", "sweep_download_leftovers"]
+__all__ = [
+    "ENDPOINT",
+    "CallTrace",
+    "SpaceSession",
+    "SpaceUpdate",
+    "read_download",
+    "sweep_download_leftovers",
+]
 
 log = get_logger("consumers.space_client")
 
@@ -145,8 +150,8 @@ class SpaceSession:
         on_update: Callable[[SpaceUpdate], None],
         should_stop: Callable[[], bool],
         trace: CallTrace | None = None,
-    ) -> tuple[bytes, str]:
-        """Run one generation; the result image's bytes and media type (raises SpaceError)."""
+    ) -> bytes:
+        """Run one generation; the result file's bytes, not yet checked (raises SpaceError)."""
         trace = trace if trace is not None else CallTrace()
         deadline = time.monotonic() + timeout_s
         client = self.connect()
@@ -190,7 +195,7 @@ class SpaceSession:
                 self.reset()
             raise error from exc
         trace.processing = True
-        return read_result(out, params, image_path)
+        return read_download(out)
 
 
 def _check_signature(src: str, api: Any) -> tuple[str, ...]:
@@ -250,11 +255,11 @@ class _ProgressReader:
         return None
 
 
-def read_result(out: Any, params: JobParams, image_path: Path) -> tuple[bytes, str]:
-    """The downloaded file's bytes, after checking it is a new image of the requested size."""
+def read_download(out: Any) -> bytes:
+    """The downloaded result file's bytes (checked by consumers/result_check.py, in the sandbox)."""
     path = Path(out if isinstance(out, str | os.PathLike) else (out or {}).get("path", ""))
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise SpaceError(
             ErrorKind.TRANSIENT, "result_missing", f"The Space's result could not be read: {exc}"
@@ -266,48 +271,6 @@ def read_result(out: Any, params: JobParams, image_path: Path) -> tuple[bytes, s
         path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             path.parent.rmdir()
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            size = img.size
-            media_type = Image.MIME.get(img.format or "", "application/octet-stream")
-            same_as_input = _same_pixels(img, image_path)
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise SpaceError(
-            ErrorKind.TRANSIENT, "result_invalid", "The Space returned something that is not an image."
-        ) from exc
-    if size != (params.width, params.height):
-        raise SpaceError(
-            ErrorKind.PERMANENT,
-            "result_wrong_size",
-            f"The Space returned {size[0]}x{size[1]}, not the requested {params.width}x{params.height}.",
-        )
-    if same_as_input or data == image_path.read_bytes():
-        raise SpaceError(
-            ErrorKind.PERMANENT, "result_is_input", "The Space returned the input photo unchanged."
-        )
-    return data, media_type
-
-
-def _same_pixels(result: Image.Image, image_path: Path) -> bool:
-    """True if the result is the input photo (re-encoded or not): a Space that echoes its input.
-
-    Compared small and grey, so compression noise averages out: a re-encoded input differs by ~1
-    grey level on average there, a stylized picture by tens.
-    """
-    try:
-        with Image.open(image_path) as photo:
-            if photo.size != result.size:
-                return False
-            a = photo.convert("L").resize(_THUMB, Image.Resampling.BILINEAR)
-            b = result.convert("L").resize(_THUMB, Image.Resampling.BILINEAR)
-            return ImageStat.Stat(ImageChops.difference(a, b)).mean[0] < _ECHO_MAX_DIFFERENCE
-    except (UnidentifiedImageError, OSError):
-        return False
-
-
-_THUMB = (64, 64)
-_ECHO_MAX_DIFFERENCE = 3.0
 
 
 _LEFTOVER_RE = re.compile(r"[0-9a-f]{40}")

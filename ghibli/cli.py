@@ -33,8 +33,11 @@ COMMON = (
     "log_level",
     "log_format",
 )
+# The decode sandbox (sandbox/): ingest decodes uploads, consumers check the Space's pictures.
+DECODE = ("decode_workers", "decode_memory_mb", "decode_cpu_seconds", "decode_timeout_seconds")
 CONSUMER = (
     "space",
+    "space_plaintext_hosts",
     "call_timeout_seconds",
     "hf_tokens_file",
     "token_max_in_flight",
@@ -60,13 +63,25 @@ INGEST = (
     "ingest_workers",
     "max_upload_bytes",
     "max_pixels",
+    "max_jpeg_scans",
     "max_backlog",
+    "max_unfinished_per_client",
+    "max_stored_bytes_per_client",
     "rate_limit_submits",
     "rate_limit_requests",
     "trusted_proxies",
+    "ipv6_client_prefix",
+    "allowed_origins",
     "idempotency_ttl_seconds",
     "result_cache",
     "sse_keepalive_seconds",
+    "header_timeout_seconds",
+    "body_timeout_seconds",
+    "keepalive_timeout_seconds",
+    "max_connections_per_client",
+    "max_connections",
+    "max_streams_per_client",
+    "max_streams",
     # API keys and webhook subscriptions (docs/webhooks.md); the keys themselves: environment only.
     "api_keys_file",
     "public_submissions",
@@ -171,7 +186,7 @@ UP_SHOWN = {
 
 
 @cli.command()
-@settings_options(*COMMON, *CONSUMER, *INGEST, shown=UP_SHOWN)
+@settings_options(*COMMON, *DECODE, *CONSUMER, *INGEST, shown=UP_SHOWN)
 @click.option(
     "--consumers",
     type=click.IntRange(1, 64),
@@ -242,13 +257,14 @@ def up(
 
 
 @cli.command()
-@settings_options(*COMMON, *INGEST)
+@settings_options(*COMMON, *DECODE, *INGEST)
 def ingest(**values: Any) -> None:
     """Run the ingest HTTP API (Litestar on uvicorn)."""
     import uvicorn
 
     settings = _settings(values)
     _configure_logs(settings)
+    _raise_open_files_limit()
     # Worker processes rebuild the settings from the environment.
     os.environ.update(settings.to_env())
     # Several workers share one socket: their metrics are summed through files (metrics/exposition.py).
@@ -264,14 +280,28 @@ def ingest(**values: Any) -> None:
         log_level="warning",
         # Open SSE streams would otherwise hold shutdown forever.
         timeout_graceful_shutdown=5,
+        # Connection caps and the deadline on a request's head (ingest/connections.py); the body's
+        # deadline is the app's (ingest/body_deadline.py).
+        http="ingest.connections:GuardedH11Protocol",
+        timeout_keep_alive=settings.keepalive_timeout_seconds,
         # X-Forwarded-For is read by ingest itself, from GHIBLI_TRUSTED_PROXIES only (ingest/client_ip.py).
         proxy_headers=False,
         access_log=False,
     )
 
 
+def _raise_open_files_limit() -> None:
+    """Up to the hard limit: every connection is a file descriptor, and the soft limit is often 1024
+    (GHIBLI_MAX_CONNECTIONS, not the kernel, should be what refuses connections)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 @cli.command()
-@settings_options(*COMMON, *CONSUMER)
+@settings_options(*COMMON, *DECODE, *CONSUMER)
 def consume(**values: Any) -> None:
     """Run one consumer process of the group (add more processes or machines to scale out)."""
     from consumers.main import run_consumer

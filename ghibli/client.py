@@ -10,7 +10,8 @@
 
 Jobs are `jobs.wire.JobView` values, the same type the server encodes. `wait`/`watch` follow the
 job's SSE stream (resuming with Last-Event-ID after a dropped connection) and fall back to polling
-`GET /v1/jobs/{id}` where SSE is unavailable, e.g. behind a proxy that buffers event streams.
+`GET /v1/jobs/{id}` where SSE is unavailable, e.g. behind a proxy that buffers event streams, or
+when the server refuses another stream (429/503 too_many_streams).
 """
 
 from __future__ import annotations
@@ -306,6 +307,10 @@ class GhibliClient:
                 if problem.code == "job_not_found":
                     raise problem
                 raise _SseUnavailable(str(problem))
+            if response.status_code in (429, 503):
+                # The server holds as many streams as it will (for us or for everyone): poll.
+                response.read()
+                raise _SseUnavailable(str(_problem(response)))
             _raise_for_problem(response)
             try:
                 for event in source.iter_sse():

@@ -16,17 +16,19 @@ __all__ = ["check_tokens"]
 
 def check_tokens(settings: Settings) -> tuple[list[Finding], str | None]:
     """Findings about the configured tokens, and one usable token for the Space check."""
+    from consumers.token_transport import check_token_transport
     from consumers.tokens import TokenConfigError, load_tokens
 
     try:
         tokens = load_tokens(os.environ, settings.hf_tokens_file)
+        check_token_transport(settings.space, tokens, settings.space_plaintext_hosts)
     except TokenConfigError as exc:
         return [
             fail(
                 "tokens",
                 str(exc),
-                "Fix or remove the tokens named above (each is hf_ followed by letters and digits, one per "
-                "line in HUGGING_FACE_TOKENS_FILE).",
+                "Fix what the message names: the tokens (each is hf_ followed by letters and digits, one "
+                "per line in HUGGING_FACE_TOKENS_FILE) or how they would reach the Space.",
             )
         ], None
     found: list[Finding] = []

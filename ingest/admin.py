@@ -176,7 +176,7 @@ class AdminController(Controller):
     async def tokens(self, services: NamedDependency[Services]) -> PoolView:
         return await read_pool(services.redis, services.keys)
 
-    @get("/jobs", summary="Jobs, optionally by status, paged", responses=problem_responses(401, 404))
+    @get("/jobs", summary="Jobs, optionally by status, paged", responses=problem_responses(400, 401, 404))
     async def jobs(
         self,
         services: NamedDependency[Services],
@@ -186,4 +186,7 @@ class AdminController(Controller):
         ] = "0",
         limit: Annotated[int, QueryParameter(ge=1, le=500, description="about this many jobs per page")] = 50,
     ) -> JobsPage:
-        return await scan_jobs(services, status, int(cursor), limit)
+        position = int(cursor)
+        if position >= 2**64:  # SCAN cursors are unsigned 64-bit; Redis rejects larger ones
+            raise Problem(400, "invalid_cursor", "Bad cursor", "Pass the next_cursor of the previous page.")
+        return await scan_jobs(services, status, position, limit)

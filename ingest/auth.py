@@ -13,7 +13,7 @@ metric labels; the key itself goes nowhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from litestar import Request
@@ -46,6 +46,12 @@ _STATE_KEY = "caller"
 @dataclass(frozen=True, slots=True)
 class Caller:
     key: ApiKey | None = None
+    address: str = ""  # the client's address bucket (ingest/client_ip.py), "" when unknown
+
+    @property
+    def client(self) -> str:
+        """Who per-client limits count: the API key, else the address bucket."""
+        return f"key:{self.key.id}" if self.key else f"addr:{self.address}"
 
     @property
     def key_id(self) -> str:
@@ -114,6 +120,7 @@ async def submitter_guard(connection: ASGIConnection[Any, Any, Any, Any], _: Bas
     except Problem as problem:
         JOBS_REJECTED.labels(reason=problem.code).inc()
         raise
+    caller = replace(caller, address=services.client_address.bucket(connection.scope))
     connection.scope["state"][_STATE_KEY] = caller
     connection.scope["state"]["key_id"] = caller.label  # the request log line (ingest/request_log.py)
     if caller.key is not None and caller.key.rate_per_minute > 0:

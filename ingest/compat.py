@@ -89,9 +89,12 @@ class _ProgressOrImageOperation(Operation):
     responses=problem_responses(400, 401, 413, 415, 422, 429, 503),
 )
 async def transform_ghibli(
-    data: MultipartBody[JobForm], services: NamedDependency[Services], caller: NamedDependency[Caller]
+    request: Request[Any, Any, Any],
+    data: MultipartBody[JobForm],
+    services: NamedDependency[Services],
+    caller: NamedDependency[Caller],
 ) -> CompatAccepted:
-    accepted = await accept_submission(services, data, caller=caller)
+    accepted = await accept_submission(services, data, caller=caller, receive=request.receive)
     return CompatAccepted(
         taskId=accepted.job_id, message="Image processing started", estimatedTime="30-60 seconds"
     )

@@ -13,11 +13,13 @@ show it to the page; the request itself is then not made).
 
 from __future__ import annotations
 
+from fnmatch import fnmatchcase
+
 from litestar.config.cors import CORSConfig
 
 from jobs.settings import Settings, parse_origins
 
-__all__ = ["ALLOWED_HEADERS", "EXPOSED_HEADERS", "cors_config"]
+__all__ = ["ALLOWED_HEADERS", "EXPOSED_HEADERS", "cors_config", "cors_exact_origins", "origin_listed"]
 
 ALLOWED_METHODS = ["GET", "POST", "DELETE"]
 ALLOWED_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID", "If-None-Match"]
@@ -46,3 +48,17 @@ def cors_config(settings: Settings) -> CORSConfig | None:
         allow_credentials=False,
         max_age=600,
     )
+
+
+def cors_exact_origins(settings: Settings) -> frozenset[str]:
+    """GHIBLI_CORS_ORIGINS as the cross-site guard reads them (ingest/browser_guard.py): a site whose
+    pages may call the API may also post to it. Patterns (`*`, `https://*.example.com`) stay
+    patterns; `origin_listed` matches them."""
+    return frozenset(origin.lower() for origin in parse_origins(settings.cors_origins))
+
+
+def origin_listed(origin: str, listed: frozenset[str]) -> bool:
+    """Is a browser's Origin one of these origins, or matched by one of their patterns?"""
+    if origin in listed or "*" in listed:
+        return True
+    return any("*" in pattern and fnmatchcase(origin, pattern) for pattern in listed)

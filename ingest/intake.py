@@ -9,17 +9,17 @@ from __future__ import annotations
 import hashlib
 import re
 
-import anyio.to_thread
 import msgspec
 from litestar.datastructures import UploadFile
+from redis.exceptions import RedisError
 
 from ingest.auth import ANONYMOUS_CALLER, Caller
-from ingest.images import PhotoRejected, normalize_photo
+from ingest.disconnect import Receive, unless_disconnected
 from ingest.params import JobForm, Requested, parse_form
-from ingest.problems import Problem
+from ingest.problems import Problem, image_problem
 from ingest.services import Services
 from jobs.durable import NotDurable
-from jobs.key_quota import TooManyUnfinished
+from jobs.fair_share import TooManyUnfinished
 from jobs.logs import get_logger
 from jobs.model import new_job_id
 from jobs.redis_conn import REDIS_DOWN
@@ -32,10 +32,13 @@ from metrics.definitions import (
     JOBS_SUBMITTED_BY_KEY,
     SUBMISSIONS_NOT_DURABLE,
 )
+from sandbox.errors import ImageRefused
+from sandbox.jfif import stored_as_sent
+from sandbox.photo import MIN_SIDE, STORED_MAX_SIDE, NormalizedPhoto
+from sandbox.probe import probe
 
 __all__ = ["IDEMPOTENCY_KEY_MAX", "accept_submission", "accepted_view"]
 
-_PHOTO_TITLES = {413: "Upload too large", 415: "Unsupported image type", 422: "Photo not accepted"}
 IDEMPOTENCY_KEY_MAX = 255
 _IDEMPOTENCY_KEY = re.compile(rf"[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_MAX}}}")
 UNFINISHED_RETRY_AFTER_S = 10
@@ -49,15 +52,17 @@ async def accept_submission(
     *,
     idempotency_key: str | None = None,
     caller: Caller = ANONYMOUS_CALLER,
+    receive: Receive | None = None,
 ) -> Accepted:
     """Validate, deduplicate and queue one submission; raises Problem for anything refused.
 
     `caller` (ingest/auth.py) scopes Idempotency-Keys (its API key id), is recorded on the job and
-    bounds the key's unfinished jobs.
+    bounds the key's unfinished jobs. `receive` (the request's) lets the decode stop when the
+    client goes away.
     """
     try:
         try:
-            accepted = await _accept(services, form, idempotency_key, caller)
+            accepted = await _accept(services, form, idempotency_key, caller, receive)
         except NotDurable as exc:
             raise await _not_durable(services, exc, kept=idempotency_key is not None) from None
     except Problem as problem:
@@ -76,7 +81,9 @@ async def accept_submission(
     return accepted
 
 
-async def _accept(services: Services, form: JobForm, idempotency_key: str | None, caller: Caller) -> Accepted:
+async def _accept(
+    services: Services, form: JobForm, idempotency_key: str | None, caller: Caller, receive: Receive | None
+) -> Accepted:
     settings = services.settings
     requested = parse_form(form)
     job_id = new_job_id()
@@ -94,16 +101,21 @@ async def _accept(services: Services, form: JobForm, idempotency_key: str | None
                 "Bad Idempotency-Key",
                 f"The Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} visible ASCII characters.",
             )
-        idem = idempotency_digest(idempotency_key, caller.key_id)
+        # Scoped to the caller: its API key, or its address for anonymous callers, so a key one
+        # client chose never answers another client with the first one's job.
+        idem = idempotency_digest(idempotency_key, caller.key_id or caller.client)
         try:
             prior = await services.submissions.prior(idem, fingerprint)
         except IdempotencyConflict as exc:
             raise _conflict(exc) from None
         if prior is not None:
             return prior
+    limit = caller.key.max_unfinished if caller.key else settings.max_unfinished_per_client
     try:
-        async with services.unfinished.slot(caller.key) as slot:
-            accepted = await _queue(services, job_id, requested, raw, idem, fingerprint, extra)
+        async with services.unfinished.slot(caller.client, limit) as slot:
+            accepted = await _queue(
+                services, job_id, requested, raw, idem, fingerprint, extra, caller, receive
+            )
             if accepted.outcome in ("queued", "merged"):
                 slot.hold(accepted.job_id)
     except TooManyUnfinished as exc:
@@ -111,7 +123,8 @@ async def _accept(services: Services, form: JobForm, idempotency_key: str | None
             429,
             "too_many_unfinished_jobs",
             "Too many unfinished jobs",
-            f"This API key may have at most {exc.limit} unfinished jobs; retry when one has finished.",
+            f"{'This API key' if caller.key else 'This client'} may have at most {exc.limit} unfinished "
+            "jobs; retry when one has finished.",
             headers={"Retry-After": str(UNFINISHED_RETRY_AFTER_S)},
         ) from None
     return accepted
@@ -125,27 +138,38 @@ async def _queue(
     idem: str | None,
     fingerprint: str,
     extra: dict[str, str],
+    caller: Caller,
+    receive: Receive | None,
 ) -> Accepted:
-    """Decode the photo and create the job (or replay a racing request's answer)."""
-    settings = services.settings
+    """Check the photo (headers here; pixels, unless stored as sent, in the sandbox), create the job."""
+    limits = {"max_pixels": services.settings.max_pixels, "max_scans": services.settings.max_jpeg_scans}
     try:
-        photo = await anyio.to_thread.run_sync(
-            lambda: normalize_photo(raw, max_pixels=settings.max_pixels), limiter=services.image_work
+        probe(raw, **limits)  # most hostile files end here, in microseconds
+        plain = stored_as_sent(
+            raw, max_side=STORED_MAX_SIDE, min_side=MIN_SIDE, max_pixels=limits["max_pixels"]
         )
-    except PhotoRejected as exc:
-        raise Problem(exc.status, exc.code, _PHOTO_TITLES[exc.status], exc.message, field="image") from None
+        if plain is not None:  # a browser's JFIF JPEG: stored as sent, nothing to decode
+            photo = NormalizedPhoto(None, *plain)
+        else:
+            photo = await unless_disconnected(
+                receive, lambda: services.decoder.normalize(raw, **limits, client=caller.client)
+            )
+    except ImageRefused as exc:
+        raise image_problem(exc) from None
+    stored = photo.stored(raw)
+    await _charge_storage(services, caller, len(stored))
     params = requested.resolve(photo.width, photo.height)
     try:
         return await services.submissions.submit(
             job_id,
             params,
-            photo=photo.data,
-            input_digest=photo.digest,
+            photo=stored,
+            input_digest=photo.digest(raw),
             idem_digest=idem,
             fingerprint=fingerprint,
             extra=extra,
             engine=services.engine.current,
-            space=settings.space,
+            space=services.settings.space,
         )
     except IdempotencyConflict as exc:
         raise _conflict(exc) from None
@@ -172,6 +196,26 @@ async def _not_durable(services: Services, exc: NotDurable, *, kept: bool) -> Pr
         f"The Redis replicas did not confirm the job in time, so a fail-over could lose it. {how}",
         headers={"Retry-After": "1"},
     )
+
+
+async def _charge_storage(services: Services, caller: Caller, size: int) -> None:
+    """The stored photo counts against the client's bytes per window (jobs/fair_share.py)."""
+    limit = services.settings.max_stored_bytes_per_client
+    try:
+        decision = await services.stored.charge(caller.client, size, limit)
+    except RedisError as exc:
+        log.warning("storage quota unavailable", error=type(exc).__name__)
+        return  # without Redis the submission fails on its own a moment later
+    if not decision.allowed:
+        raise Problem(
+            429,
+            "storage_quota_exceeded",
+            "Too much stored",
+            f"This client has had {decision.used:,} bytes of photos stored in this window; at most "
+            f"{limit:,} are kept per {services.settings.blob_ttl_seconds} s. Retry in "
+            f"{decision.retry_after_s} s.",
+            headers={"Retry-After": str(decision.retry_after_s)},
+        )
 
 
 def _conflict(exc: IdempotencyConflict) -> Problem:

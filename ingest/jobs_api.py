@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-import anyio.to_thread
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
@@ -25,7 +24,6 @@ from ingest.results import (
     FORMATS,
     ResultFormat,
     add_image_content,
-    convert,
     etag_for,
     etag_matches,
     filename_for,
@@ -100,12 +98,15 @@ class JobsController(Controller):
     )
     async def submit(
         self,
+        request: Request[Any, Any, Any],
         data: MultipartBody[JobForm],
         services: NamedDependency[Services],
         caller: NamedDependency[Caller],
         idempotency_key: IdempotencyKey = None,
     ) -> Response[JobView]:
-        accepted = await accept_submission(services, data, idempotency_key=idempotency_key, caller=caller)
+        accepted = await accept_submission(
+            services, data, idempotency_key=idempotency_key, caller=caller, receive=request.receive
+        )
         view = accepted_view(accepted)
         headers = {"Location": view.links.self}
         if accepted.outcome == "replay":
@@ -167,11 +168,12 @@ class JobsController(Controller):
         ],
         responses={
             304: ResponseSpec(data_container=None, description="Not modified (the ETag matched)."),
-            **problem_responses(400, 404, 409, 410, 429),
+            **problem_responses(400, 404, 409, 410, 422, 429, 503),
         },
     )
     async def result(
         self,
+        request: Request[Any, Any, Any],
         job_id: FromPath[str],
         services: NamedDependency[Services],
         fmt: Annotated[
@@ -208,11 +210,13 @@ class JobsController(Controller):
         headers = {"ETag": etag, "Cache-Control": "private, max-age=3600", "Content-Disposition": disposition}
         if etag_matches(if_none_match, etag):
             return Response(b"", status_code=304, headers=headers)
-        data = await services.blobs.get(record.result_key)
+        if target == stored_format(record):
+            data = await services.blobs.get(record.result_key)
+        else:
+            client = services.client_address.bucket(request.scope)
+            data = await services.conversions.picture(record, target, client=client, receive=request.receive)
         if data is None:
             raise Problem(410, "result_expired", "Result expired", "The result has expired; submit again.")
-        if target != stored_format(record):
-            data = await anyio.to_thread.run_sync(convert, data, target, limiter=services.image_work)
         return Response(data, media_type=FORMATS[target][0], headers=headers)
 
     @delete(

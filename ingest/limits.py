@@ -59,7 +59,7 @@ class RateLimitMiddleware(ASGIMiddleware):
     @staticmethod
     async def _check(services: Services, scope: Scope, bucket: str, limit: int) -> None:
         try:
-            decision = await services.limiter.hit(bucket, services.client_address(scope), limit)
+            decision = await services.limiter.hit(bucket, services.client_address.bucket(scope), limit)
         except RedisError as exc:
             # Without Redis the request fails on its own a moment later; the limiter adds nothing.
             log.warning("rate limiter unavailable", error=type(exc).__name__)

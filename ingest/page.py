@@ -1,7 +1,8 @@
 """The web page: `/` and its static files (hand-written HTML, CSS and JS; no build step, no CDN).
 
 The page talks only to this origin's API, so a strict Content-Security-Policy costs nothing and
-keeps injected markup from running scripts. Files are revalidated on every load (`no-cache` +
+keeps injected markup from running scripts (ingest/browser_guard.py sends the same policy with any
+other response that is HTML, such as /static/index.html). Files are revalidated on every load (`no-cache` +
 ETag): without a build step there are no hashed names to cache forever.
 """
 
@@ -15,26 +16,14 @@ from litestar.response import File
 from litestar.static_files import create_static_files_router
 from litestar.types import ControllerRouterHandler
 
+from ingest.browser_guard import PAGE_CSP
+
 __all__ = ["STATIC_DIR", "page_routes"]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
-_CSP = "; ".join(
-    (
-        "default-src 'self'",
-        "img-src 'self' blob: data:",
-        "media-src 'self' blob:",
-        "style-src 'self'",
-        "script-src 'self'",
-        "connect-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-    )
-)
 _PAGE_HEADERS = {
-    "Content-Security-Policy": _CSP,
+    "Content-Security-Policy": PAGE_CSP,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",

@@ -16,10 +16,13 @@ from litestar.plugins.problem_details import (
 
 from jobs.logs import get_logger
 from jobs.redis_conn import REDIS_DOWN
+from sandbox.errors import ImageRefused
+from sandbox.pool import BUSY_RETRY_AFTER_S
 
 __all__ = [
     "Problem",
     "ProblemDocument",
+    "image_problem",
     "problem_details_handler",
     "problem_details_plugin",
     "problem_responses",
@@ -66,6 +69,22 @@ class Problem(ProblemDetailsException):
             extra={"code": code, **extra},
         )
         self.code = code
+
+
+_IMAGE_TITLES = {
+    413: "Upload too large",
+    415: "Unsupported image type",
+    422: "Photo not accepted",
+    429: "Too many images waiting",
+    503: "Decoders busy",
+}
+
+
+def image_problem(exc: ImageRefused, field: str | None = "image") -> Problem:
+    """The problem document of a refused image; busy decoders say when to come back."""
+    headers = {"Retry-After": str(BUSY_RETRY_AFTER_S)} if exc.status in (429, 503) else None
+    title = _IMAGE_TITLES.get(exc.status, "Image not accepted")
+    return Problem(exc.status, exc.code, title, exc.message, headers=headers, field=field)
 
 
 class ProblemDocument(msgspec.Struct, kw_only=True):

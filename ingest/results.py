@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import io
 from typing import Literal
 
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Operation, Schema
 from litestar.openapi.spec.enums import OpenAPIType
-from PIL import Image
 
 from jobs.model import JobRecord
 
@@ -16,7 +14,6 @@ __all__ = [
     "FORMATS",
     "ResultFormat",
     "add_image_content",
-    "convert",
     "etag_for",
     "etag_matches",
     "filename_for",
@@ -51,20 +48,6 @@ def etag_matches(if_none_match: str | None, etag: str) -> bool:
 
 def filename_for(record: JobRecord, fmt: str) -> str:
     return f"ghibli-{record.id[:8]}.{FORMATS[fmt][1]}"
-
-
-def convert(data: bytes, fmt: str) -> bytes:
-    """Re-encode a picture (CPU-bound: run it in a worker thread)."""
-    with Image.open(io.BytesIO(data)) as img:
-        img.load()
-        out = io.BytesIO()
-        if fmt == "jpeg":
-            img.convert("RGB").save(out, format="JPEG", quality=92, optimize=True)
-        elif fmt == "webp":
-            img.save(out, format="WEBP", quality=90, method=4)
-        else:
-            img.save(out, format="PNG", optimize=False)
-        return out.getvalue()
 
 
 def add_image_content(operation: Operation, *, keep: bool) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -13,21 +12,24 @@ from litestar import Litestar
 from litestar.datastructures import State
 from redis.asyncio import Redis
 
-from ingest.client_ip import ClientAddress
+from ingest.client_ip import ClientAddress, parse_origins
+from ingest.conversions import Conversions
+from ingest.cors import cors_exact_origins
 from ingest.engine_probe import EngineProbe
-from ingest.held import HeldRequests
+from ingest.streams import StreamSlots
 from ingest.webhook_request import WebhookIntake
 from jobs.apikeys import KeyRing, load_key_ring
 from jobs.blobs import BlobStore, open_blob_store
 from jobs.durable import Durability
 from jobs.events import EventsHub
-from jobs.key_quota import UnfinishedJobs
+from jobs.fair_share import StoredBytes, UnfinishedJobs
 from jobs.keys import Keys
 from jobs.ratelimit import RateLimiter
 from jobs.redis_conn import connect
 from jobs.settings import Settings
 from jobs.store import JobStore
 from jobs.submit import Submissions
+from sandbox.pool import DecodePool, PoolLimits
 
 __all__ = ["Services", "provide_services", "services_from_state", "services_lifespan"]
 
@@ -45,12 +47,18 @@ class Services:
     limiter: RateLimiter
     events: EventsHub
     client_address: ClientAddress
-    held: HeldRequests  # long-polls open per client (ingest/held.py)
-    # Decoding a 40 MP photo takes ~200 MB for a moment: at most a few at once, whatever the load.
-    image_work: anyio.CapacityLimiter
+    # Every decode of an upload or a stored picture runs in these worker processes (sandbox/).
+    decoder: DecodePool
+    conversions: Conversions
+    # Held-open responses (SSE, long polls): per-client and per-process caps (ingest/streams.py).
+    streams: StreamSlots
+    # Other sites whose pages may post here from a browser (ingest/browser_guard.py): those of
+    # GHIBLI_ALLOWED_ORIGINS and of GHIBLI_CORS_ORIGINS (a site allowed to call the API may post).
+    allowed_origins: frozenset[str]
     # API keys (ingest/auth.py) and webhook subscriptions (ingest/webhook_request.py).
     api_keys: KeyRing
     unfinished: UnfinishedJobs
+    stored: StoredBytes
     webhooks: WebhookIntake
     # The painting engine jobs go to, as users are told (/readyz, new jobs, the page).
     engine: EngineProbe
@@ -72,6 +80,8 @@ def open_services(settings: Settings) -> Services:
     )
     blobs = open_blob_store(redis, keys, settings.blob_dir)
     api_keys = load_key_ring(settings)
+    limiter = RateLimiter(redis, keys)
+    decoder = DecodePool(PoolLimits.from_settings(settings, role="ingest"))
     return Services(
         settings=settings,
         redis=redis,
@@ -83,13 +93,22 @@ def open_services(settings: Settings) -> Services:
             idempotency_ttl_s=settings.idempotency_ttl_seconds,
             result_cache=settings.result_cache,
         ),
-        limiter=RateLimiter(redis, keys),
+        limiter=limiter,
         events=EventsHub(redis, keys),
-        client_address=ClientAddress(settings.trusted_proxies),
-        held=HeldRequests(),
-        image_work=anyio.CapacityLimiter(max(2, os.cpu_count() or 1)),
+        client_address=ClientAddress(settings.trusted_proxies, settings.ipv6_client_prefix),
+        decoder=decoder,
+        conversions=Conversions(
+            blobs,
+            decoder,
+            limiter,
+            blob_ttl_s=settings.blob_ttl_seconds,
+            per_minute=settings.rate_limit_requests,
+        ),
+        streams=StreamSlots(per_client=settings.max_streams_per_client, total=settings.max_streams),
+        allowed_origins=parse_origins(settings.allowed_origins) | cors_exact_origins(settings),
         api_keys=api_keys,
         unfinished=UnfinishedJobs(redis, keys, ttl_s=settings.job_ttl_seconds),
+        stored=StoredBytes(redis, keys, window_s=settings.blob_ttl_seconds),
         webhooks=WebhookIntake.from_settings(settings, api_keys),
         engine=EngineProbe(settings.space),
     )
@@ -104,7 +123,7 @@ def services_lifespan(settings: Settings) -> Callable[[Litestar], AbstractAsyncC
             await services.store.ensure_group()
             await services.store.durability.check()  # e.g. GHIBLI_DURABLE_FSYNC without WAITAOF: refuse
             await services.engine.refresh()
-            async with anyio.create_task_group() as tg:
+            async with services.decoder, anyio.create_task_group() as tg:
                 tg.start_soon(services.events.run)
                 tg.start_soon(services.engine.run)
                 yield

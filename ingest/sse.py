@@ -15,10 +15,10 @@ while Redis was away is still delivered.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
-from litestar import get
+from litestar import Request, get
 from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter
 from litestar.response import ServerSentEventMessage, Stream
@@ -26,6 +26,7 @@ from litestar.response import ServerSentEventMessage, Stream
 from ingest.jobs_api import JOB_ID, job_not_found
 from ingest.problems import problem_responses
 from ingest.services import Services
+from ingest.streams import StreamSlot
 from jobs.events import EventsHub, Watch
 from jobs.model import JobRecord
 from jobs.wire import job_view
@@ -49,7 +50,12 @@ def _last_event_id(raw: str | None) -> int:
 
 
 async def status_stream(
-    hub: EventsHub, watch: Watch, record: JobRecord, after: int, keepalive_s: float
+    hub: EventsHub,
+    watch: Watch,
+    record: JobRecord,
+    after: int,
+    keepalive_s: float,
+    slot: StreamSlot | None = None,
 ) -> AsyncIterator[bytes]:
     """Events for one viewer: `watch` was registered before `record` (the snapshot) was read."""
     try:
@@ -73,6 +79,8 @@ async def status_stream(
                     current = fresh
     finally:
         hub.unsubscribe(watch)
+        if slot is not None:
+            slot.release()
 
 
 @get(
@@ -84,9 +92,10 @@ async def status_stream(
     tags=["jobs"],
     media_type="text/event-stream",
     response_description="An event stream",
-    responses=problem_responses(400, 404, 429),
+    responses=problem_responses(400, 404, 429, 503),
 )
 async def job_events(
+    request: Request[Any, Any, Any],
     job_id: FromPath[str],
     services: NamedDependency[Services],
     last_event_id: Annotated[
@@ -95,13 +104,23 @@ async def job_events(
     ] = None,
 ) -> Stream:
     hub = services.events
-    watch = hub.subscribe(job_id) if JOB_ID.fullmatch(job_id) else None
-    record = await hub.snapshot(watch) if watch is not None else None
-    if watch is None or record is None:
-        if watch is not None:
-            hub.unsubscribe(watch)
+    if not JOB_ID.fullmatch(job_id):
+        raise job_not_found()
+    # Over the client's (429) or the process's (503) cap: refused before anything is held.
+    slot = services.streams.acquire(services.client_address.bucket(request.scope))
+    watch = hub.subscribe(job_id)
+    try:
+        record = await hub.snapshot(watch)
+    except BaseException:
+        hub.unsubscribe(watch)
+        slot.release()
+        raise
+    if record is None:
+        hub.unsubscribe(watch)
+        slot.release()
         raise job_not_found()
     stream = status_stream(
-        hub, watch, record, _last_event_id(last_event_id), services.settings.sse_keepalive_seconds
+        hub, watch, record, _last_event_id(last_event_id), services.settings.sse_keepalive_seconds, slot
     )
+    slot.release_with(stream)  # a stream that is never iterated still gives its slot back
     return Stream(stream, media_type="text/event-stream", headers=_HEADERS)

@@ -18,7 +18,22 @@ if TYPE_CHECKING:
 
     from jobs.keys import Keys
 
-__all__ = ["BlobStore", "FileBlobStore", "RedisBlobStore", "open_blob_store"]
+__all__ = [
+    "CONVERTED_FORMATS",
+    "BlobStore",
+    "FileBlobStore",
+    "RedisBlobStore",
+    "converted_name",
+    "open_blob_store",
+]
+
+# A result converted on request (GET .../result?format=) is kept beside it as "<result>.<format>",
+# expiring with it and erased with it.
+CONVERTED_FORMATS = ("png", "jpeg", "webp")
+
+
+def converted_name(result_key: str, fmt: str) -> str:
+    return f"{result_key}.{fmt}"
 
 
 class BlobStore(Protocol):
@@ -45,7 +60,14 @@ class RedisBlobStore:
 
 
 class FileBlobStore:
-    """Files under one directory; a file's mtime is set to its expiry time, so no index is needed."""
+    """Files under one directory; a file's mtime is set to its expiry time, so no index is needed.
+
+    Photos are personal: files are 0600 and the directories this store makes 0700, whatever the
+    process's umask, so other users of the machine (or of a shared volume) cannot read them.
+    """
+
+    FILE_MODE = 0o600
+    DIR_MODE = 0o700
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self._root = Path(root)
@@ -59,14 +81,32 @@ class FileBlobStore:
     async def put(self, name: str, data: bytes, ttl_s: int) -> None:
         await anyio.to_thread.run_sync(self._put, self._path(name), data, ttl_s)
 
-    @staticmethod
-    def _put(path: Path, data: bytes, ttl_s: int) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def _put(self, path: Path, data: bytes, ttl_s: int) -> None:
+        self._make_dirs(path.parent)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(data)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, self.FILE_MODE)
+        try:
+            os.fchmod(fd, self.FILE_MODE)  # an existing leftover keeps its mode otherwise
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         expires = time.time() + ttl_s
         os.utime(tmp, (expires, expires))
         tmp.replace(path)
+
+    def _make_dirs(self, directory: Path) -> None:
+        """The directory and its missing parents below the root (and the root itself), all 0700."""
+        missing: list[Path] = []
+        while not directory.exists():
+            missing.append(directory)
+            if directory in (self._root, directory.parent):
+                break
+            directory = directory.parent
+        for path in reversed(missing):
+            path.mkdir(mode=self.DIR_MODE, exist_ok=True)
+            path.chmod(self.DIR_MODE)
 
     async def get(self, name: str) -> bytes | None:
         return await anyio.to_thread.run_sync(self._get, self._path(name))

@@ -24,11 +24,24 @@ _SECRET_RE = re.compile(
 )
 
 
-def _scrub(value: Any) -> Any:
+_MAX_DEPTH = 8
+
+
+def _scrub(value: Any, depth: int = 0) -> Any:
+    """The value with secrets redacted and bytes replaced, at any depth of dicts, lists, tuples
+    and sets (a secret in `headers={"authorization": ...}` is as secret as one at the top)."""
     if isinstance(value, str):
         return _SECRET_RE.sub("[redacted]", value)
     if isinstance(value, bytes | bytearray | memoryview):
         return f"<{len(value)} bytes>"
+    if depth >= _MAX_DEPTH and isinstance(value, dict | list | tuple | set | frozenset):
+        return "<nested too deep>"
+    if isinstance(value, dict):
+        return {_scrub(k, depth + 1): _scrub(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_scrub(item, depth + 1) for item in value]
+    if isinstance(value, BaseException):
+        return _scrub(repr(value), depth + 1)
     return value
 
 

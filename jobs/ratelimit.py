@@ -40,12 +40,15 @@ class RateLimiter:
         self._keys = keys
         self._script = load_script(redis, "ratelimit")
 
-    async def hit(self, bucket: str, client: str, per_minute: int) -> Decision:
-        """Spend one token of `client`'s bucket `bucket` (capacity and refill: per_minute a minute)."""
+    async def hit(self, bucket: str, client: str, per_minute: int, *, cost: int = 1) -> Decision:
+        """Spend `cost` tokens of `client`'s bucket `bucket` (capacity and refill: per_minute a minute).
+
+        A cost above the capacity is spent as the whole capacity: it must stay possible at all."""
         digest = hashlib.sha256(client.encode()).hexdigest()[:24]
         interval_ms = max(1, 60_000 // per_minute)
         allowed, remaining, retry_ms = await self._script(
-            keys=[self._keys.rate_limit(f"{bucket}:{digest}")], args=[interval_ms, per_minute]
+            keys=[self._keys.rate_limit(f"{bucket}:{digest}")],
+            args=[interval_ms, per_minute, max(1, min(cost, per_minute))],
         )
         return Decision(
             allowed=bool(int(allowed)),

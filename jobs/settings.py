@@ -104,6 +104,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     space: Annotated[
         str, _m("GHIBLI_SPACE", "Gradio app to call: a Hugging Face Space id or an http(s) URL.")
     ] = "jamesliu1217/EasyControl_Ghibli"
+    space_plaintext_hosts: Annotated[
+        str,
+        _m(
+            "GHIBLI_SPACE_PLAINTEXT_HOSTS",
+            "Comma list of host names, addresses or CIDRs an http:// GHIBLI_SPACE may be on although HF "
+            "tokens are configured (e.g. `space` on the compose network); loopback always may. Any "
+            "other plain-http Space with tokens stops the consumer at start.",
+        ),
+    ] = ""
     call_timeout_seconds: Annotated[
         float, _m("GHIBLI_CALL_TIMEOUT_SECONDS", "Deadline of one Space call.", gt=0)
     ] = 600.0
@@ -209,6 +218,31 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         _m("GHIBLI_EXPORTER_PORT", "Port of `ghibli metrics-exporter` (the queue's gauges).", ge=1, le=65535),
     ] = 9102
 
+    # --- untrusted images: the decode sandbox (sandbox/, docs/security.md) --------------------
+    decode_workers: Annotated[
+        int,
+        _m(
+            "GHIBLI_DECODE_WORKERS",
+            "Decode worker processes per ingest or consumer process; 0 = auto: one per core for "
+            "ingest (shared by its uvicorn workers) as far as half the available memory allows, 1 for "
+            "a consumer (it only checks pictures of at most 1024x1024).",
+            ge=0,
+            le=64,
+        ),
+    ] = 0
+    decode_memory_mb: Annotated[
+        int,
+        _m("GHIBLI_DECODE_MEMORY_MB", "Address space one decode worker may use (RLIMIT_AS), in MB.", ge=128),
+    ] = 1024
+    decode_cpu_seconds: Annotated[
+        int,
+        _m("GHIBLI_DECODE_CPU_SECONDS", "CPU seconds one decode may use (RLIMIT_CPU).", ge=1, le=600),
+    ] = 5
+    decode_timeout_seconds: Annotated[
+        float,
+        _m("GHIBLI_DECODE_TIMEOUT_SECONDS", "Wall-clock deadline of one decode.", gt=0, le=600),
+    ] = 10.0
+
     # --- ingest ---------------------------------------------------------------------------
     host: Annotated[str, _m("GHIBLI_HOST", "Address ingest listens on.")] = "127.0.0.1"
     port: Annotated[int, _m("GHIBLI_PORT", "Port ingest listens on.", ge=1, le=65535)] = 8000
@@ -219,6 +253,15 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     max_pixels: Annotated[int, _m("GHIBLI_MAX_PIXELS", "Largest accepted photo, in pixels.", ge=1)] = (
         40_000_000
     )
+    max_jpeg_scans: Annotated[
+        int,
+        _m(
+            "GHIBLI_MAX_JPEG_SCANS",
+            "Most scans a JPEG may have (each costs a pass over every block; encoders write 1-20).",
+            ge=1,
+            le=10_000,
+        ),
+    ] = 100
     max_backlog: Annotated[
         int,
         _m(
@@ -228,6 +271,24 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             ge=0,
         ),
     ] = 1_000
+    max_unfinished_per_client: Annotated[
+        int,
+        _m(
+            "GHIBLI_MAX_UNFINISHED_PER_CLIENT",
+            "Unfinished jobs one anonymous client (address; IPv6 per GHIBLI_IPV6_CLIENT_PREFIX) may "
+            "have at once (API keys have their own max_unfinished); 0 = no limit.",
+            ge=0,
+        ),
+    ] = 10
+    max_stored_bytes_per_client: Annotated[
+        int,
+        _m(
+            "GHIBLI_MAX_STORED_BYTES_PER_CLIENT",
+            "Bytes of photos one client (address or API key) may have stored per window of "
+            "GHIBLI_BLOB_TTL_SECONDS, counted from its first upload; 0 = no limit.",
+            ge=0,
+        ),
+    ] = 200_000_000
     rate_limit_submits: Annotated[
         int,
         _m(
@@ -259,6 +320,24 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             "(CORS); * for any; empty: none. Credentials (cookies) are never allowed.",
         ),
     ] = ""
+    ipv6_client_prefix: Annotated[
+        int,
+        _m(
+            "GHIBLI_IPV6_CLIENT_PREFIX",
+            "IPv6 clients are counted per network of this prefix length for every per-client limit "
+            "(one home or phone gets a whole /64; 128 counts single addresses).",
+            ge=32,
+            le=128,
+        ),
+    ] = 64
+    allowed_origins: Annotated[
+        str,
+        _m(
+            "GHIBLI_ALLOWED_ORIGINS",
+            "Comma list of other sites' origins (https://app.example) whose pages may POST or DELETE "
+            "here from a browser; others get 403 cross_site_request (the page served here always may).",
+        ),
+    ] = ""
     idempotency_ttl_seconds: Annotated[
         int,
         _m("GHIBLI_IDEMPOTENCY_TTL_SECONDS", "How long an Idempotency-Key maps to its job.", ge=60),
@@ -282,6 +361,50 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             le=300,
         ),
     ] = 25.0
+    header_timeout_seconds: Annotated[
+        float,
+        _m(
+            "GHIBLI_HEADER_TIMEOUT_SECONDS",
+            "Time a client has to send a request's line and headers, and the longest pause while "
+            "it sends a body; then 408 and the connection is closed.",
+            gt=0,
+        ),
+    ] = 10.0
+    body_timeout_seconds: Annotated[
+        float,
+        _m(
+            "GHIBLI_BODY_TIMEOUT_SECONDS", "Time a client has to send a whole request body (an upload).", gt=0
+        ),
+    ] = 120.0
+    keepalive_timeout_seconds: Annotated[
+        int,
+        _m("GHIBLI_KEEPALIVE_TIMEOUT_SECONDS", "How long an idle kept-alive connection stays open.", ge=1),
+    ] = 5
+    max_connections_per_client: Annotated[
+        int,
+        _m(
+            "GHIBLI_MAX_CONNECTIONS_PER_CLIENT",
+            "Open connections per client address (IPv6: per GHIBLI_IPV6_CLIENT_PREFIX) and ingest "
+            "process; trusted proxies are exempt; 0 = no limit.",
+            ge=0,
+        ),
+    ] = 64
+    max_connections: Annotated[
+        int, _m("GHIBLI_MAX_CONNECTIONS", "Open connections per ingest process; 0 = no limit.", ge=0)
+    ] = 4_096
+    max_streams_per_client: Annotated[
+        int,
+        _m(
+            "GHIBLI_MAX_STREAMS_PER_CLIENT",
+            "Held-open responses (SSE streams, long polls) per client and ingest process; over it: "
+            "429 and clients poll; 0 = no limit.",
+            ge=0,
+        ),
+    ] = 16
+    max_streams: Annotated[
+        int,
+        _m("GHIBLI_MAX_STREAMS", "Held-open responses per ingest process; over it: 503; 0 = no limit.", ge=0),
+    ] = 2_000
     admin_secret: Annotated[
         str, _m("ADMIN_SECRET", "Bearer secret of the admin routes; empty disables them.")
     ] = ""

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import msgspec
 
+from jobs.blobs import CONVERTED_FORMATS, converted_name
 from jobs.durable import NotDurable
 from jobs.engine import EngineInfo
 from jobs.model import JobParams, JobRecord, params_to_hash
@@ -275,8 +276,11 @@ class Submissions:
         verdict = await self.store.cancel(job_id)
         if verdict == "missing":
             return None
-        input_key, result_key = await self._forget(keys=[self.keys.job(job_id)], args=[job_id])
-        await self.blobs.delete(*(name for name in (_text(input_key), _text(result_key)) if name))
+        input_key, result_key = (
+            _text(name) for name in await self._forget(keys=[self.keys.job(job_id)], args=[job_id])
+        )
+        converted = [converted_name(result_key, fmt) for fmt in CONVERTED_FORMATS] if result_key else []
+        await self.blobs.delete(*(name for name in (input_key, result_key, *converted) if name))
         return verdict
 
     async def backlog(self) -> int:

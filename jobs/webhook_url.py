@@ -37,6 +37,9 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 URL_MAX = 2048
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Not public although Python's is_global says so: site-local IPv6 (deprecated, still routed inside
+# some networks) and the IPv6 documentation range of RFC 9637.
+_NOT_PUBLIC = (ipaddress.ip_network("fec0::/10"), ipaddress.ip_network("3fff::/20"))
 
 
 class UrlRefused(Exception):
@@ -142,6 +145,8 @@ def _public(address: Address) -> bool:
         inner = _embedded_v4(address)
         if inner is not None:
             return _public(inner)
+    if any(address in network for network in _NOT_PUBLIC if network.version == address.version):
+        return False
     return address.is_global and not (
         address.is_multicast
         or address.is_loopback
@@ -184,9 +189,10 @@ async def resolve_target(target: WebhookTarget, policy: UrlPolicy, timeout_s: fl
             addresses.append(address)
     refused = [a for a in addresses if not address_allowed(a, policy)]
     if refused or not addresses:
+        # Never which address: that would let callers map this network's internal DNS.
         raise UrlRefused(
             "webhook_url_forbidden",
-            f"webhook_url: {target.host!r} resolves to {refused[0] if refused else 'nothing'}, a loopback, "
-            "private, link-local or reserved address; webhooks go to public addresses only.",
+            f"webhook_url: {target.host!r} resolves to a loopback, private, link-local or reserved "
+            "address; webhooks go to public addresses only.",
         )
     return addresses

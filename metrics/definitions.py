@@ -15,6 +15,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
     "CONSUMER_HEARTBEAT_GAP",
+    "DECODE_SECONDS",
+    "DECODE_WORKERS_REPLACED",
     "DURATION_BUCKETS",
     "ENDS_NOT_DURABLE",
     "ERROR_CLASSES",
@@ -168,6 +170,24 @@ for _reason in RECLAIM_REASONS:
     JOBS_RECLAIMED.labels(reason=_reason)
 for _error_class in ERROR_CLASSES:
     JOBS_RETRIED.labels(error_class=_error_class)
+
+# --- the decode sandbox (sandbox/pool.py) ---------------------------------------------------
+DECODE_SECONDS = Histogram(
+    "ghibli_decode_seconds",
+    "Decodes of untrusted images in the sandbox (wall time, queueing included), by task and outcome.",
+    ["task", "outcome"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30),
+)
+DECODE_WORKERS_REPLACED = Counter(
+    "ghibli_decode_workers_replaced_total",
+    "Decode workers killed or lost and started again: over_time, over_cpu, crashed, abandoned "
+    "(the request went away), retired (out of memory, or a heap left large), recycled (after many "
+    "tasks), died_idle.",
+    ["reason"],
+)
+DECODE_REPLACE_REASONS = ("over_time", "over_cpu", "crashed", "abandoned", "retired", "recycled", "died_idle")
+for _reason in DECODE_REPLACE_REASONS:
+    DECODE_WORKERS_REPLACED.labels(reason=_reason)
 
 SPACE_CIRCUIT_OPEN = Gauge(
     "ghibli_space_circuit_open",

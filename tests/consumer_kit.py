@@ -153,13 +153,15 @@ class ScriptedSpace:
 
 
 def start_scripted_space(
-    workdir: Path, *, delay_s: float = 0.2, slow_s: float = 5.0
+    workdir: Path, *, delay_s: float = 0.2, slow_s: float = 5.0, bomb_dir: Path | None = None
 ) -> tuple[Proc, ScriptedSpace]:
     port = free_port()
     space = ScriptedSpace(f"http://127.0.0.1:{port}/", workdir / "calls.jsonl", workdir / "healed")
     argv = [sys.executable, "-m", "tests.apps.scripted_space", "--port", str(port)]
     argv += ["--delay", str(delay_s), "--slow", str(slow_s)]
     argv += ["--call-log", str(space.call_log), "--heal-file", str(space.heal_file)]
+    if bomb_dir is not None:
+        argv += ["--bomb-dir", str(bomb_dir)]
     proc = Proc(argv, {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}, workdir / "space.log").start()
     try:
         wait_until(

@@ -30,6 +30,8 @@ def settings_for(redis: RedisServer, **env: str) -> Settings:
         "GHIBLI_RATE_LIMIT_SUBMITS": "0",
         "GHIBLI_RATE_LIMIT_REQUESTS": "0",
         "GHIBLI_MAX_BACKLOG": "0",
+        "GHIBLI_MAX_UNFINISHED_PER_CLIENT": "0",
+        "GHIBLI_MAX_STORED_BYTES_PER_CLIENT": "0",
     }
     return load_settings(environ=base_env(REDIS_URL=redis.url, **{**defaults, **env}))
 

@@ -149,4 +149,13 @@ async def test_jobs_by_status_are_paged_without_repeats(redis_server: RedisServe
         headers = {"Authorization": f"Bearer {SECRET}"}
         _is_problem(await client.get("/v1/admin/jobs?status=lost", headers=headers), 400, "bad_request")
         _is_problem(await client.get("/v1/admin/jobs?cursor=abc", headers=headers), 400, "bad_request")
+        # Digits, but past a SCAN cursor's 64 bits: a 400, not Redis's error as a 500.
+        too_big = await client.get(f"/v1/admin/jobs?cursor={2**64}", headers=headers)
+        _is_problem(too_big, 400, "invalid_cursor")
+        _is_problem(
+            await client.get("/v1/admin/jobs?cursor=99999999999999999999", headers=headers),
+            400,
+            "invalid_cursor",
+        )
+        assert (await client.get(f"/v1/admin/jobs?cursor={2**64 - 1}", headers=headers)).status_code == 200
     await redis.aclose()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 import anyio
@@ -30,6 +32,21 @@ async def test_file_blobs_expire_and_the_sweep_removes_them(tmp_path: Path) -> N
     assert await store.get("in/a") == b"photo"
     with pytest.raises(ValueError, match="bad blob name"):
         await store.put("../escape", b"x", ttl_s=60)
+
+
+async def test_file_blobs_are_private_to_their_user_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0o022)  # a common default: files 0644 and directories 0755 without care
+    try:
+        store = FileBlobStore(tmp_path / "blobs")
+        await store.put("in/job1", b"photo", ttl_s=60)
+        await store.put("out/job1/1", b"picture", ttl_s=60)
+    finally:
+        os.umask(old)
+    root = tmp_path / "blobs"
+    for directory in (root, root / "in", root / "out", root / "out" / "job1"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+    for file in (root / "in" / "job1", root / "out" / "job1" / "1"):
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
 
 
 async def test_progress_seen_by_viewers_never_goes_backwards(

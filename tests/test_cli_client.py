@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -310,3 +311,45 @@ def test_detach_prints_the_ids_and_status_reads_them(
     cancelled = ghibli_cli("cancel", *ids, "--server", ingest.url)
     assert cancelled.returncode == 0, cancelled.stderr
     assert len(cancelled.stdout.splitlines()) == 2
+
+
+def test_the_client_polls_when_the_server_refuses_it_a_stream(
+    redis: RedisServer, workdir: Path, tmp_path: Path
+) -> None:
+    env = stack_env(redis, "http://127.0.0.1:9/", HELD_PREFIX, GHIBLI_MAX_STREAMS_PER_CLIENT="1")
+    ingest = start_ingest(env, workdir, "one-stream")
+    consumer = ScriptedConsumer(redis.url, HELD_PREFIX)
+    try:
+        with GhibliClient(ingest.url, poll_interval_s=0.2) as client:
+            job = client.submit(photo(tmp_path / "p.jpg", 320, 240, 40), seed=40)
+            # This client's one stream is taken (another tab, say): the next is refused with 429.
+            with httpx.stream("GET", f"{ingest.url}/v1/jobs/{job.id}/events", timeout=30) as held_stream:
+                assert held_stream.status_code == 200
+                refused = httpx.get(f"{ingest.url}/v1/jobs/{job.id}/events", timeout=10)
+                assert refused.status_code == 429
+                assert refused.json()["code"] == "too_many_streams"
+                claim = consumer.take(job.id)
+                outcome: list[BaseException] = []
+
+                def wait() -> None:
+                    try:
+                        client.wait(job.id)
+                    except JobFailed as exc:
+                        outcome.append(exc)
+
+                waiter = threading.Thread(target=wait)
+                waiter.start()
+                time.sleep(3)  # the job runs on while the client follows it
+                consumer.finish(claim, Status.FAILED, error_code="space_error", error_message="no")
+                waiter.join(30)
+        assert isinstance(outcome[0], JobFailed)
+        assert outcome[0].job.status is Status.FAILED
+        # Refused once, the client polled: no retries of the refused stream.
+        refusals = [
+            row
+            for row in map(json.loads, filter(None, ingest.proc.log().splitlines()))
+            if row.get("route") == "/v1/jobs/{job_id}/events" and row.get("status") == 429
+        ]
+        assert len(refusals) == 2, refusals  # the test's own, and the client's one attempt
+    finally:
+        ingest.proc.stop()

@@ -311,3 +311,40 @@ def test_the_compose_redis_passes_the_doctor(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(20)
+
+
+def test_the_offline_space_gets_no_secrets(tmp_path: Path) -> None:
+    """It needs neither Redis nor tokens: not the .env (ADMIN_SECRET, API keys, webhook secret,
+    tokens) and no secret file, only its own settings."""
+    secrets = {
+        "ADMIN_SECRET": "admin-secret-4471",
+        "HUGGING_FACE_TOKENS": "hf_TokenInDotEnvAbCdEf123",
+        "GHIBLI_API_KEYS": "id=shop,sha256=" + "ab" * 32,
+        "GHIBLI_SPACE_ENGINE": "fast",
+    }
+    project = tmp_path / "project"
+    done = compose_config(project, GRAFANA_ADMIN_PASSWORD=GRAFANA_PASSWORD)  # writes the files
+    assert done.returncode == 0, done.stderr
+    env_file = project / ".env"
+    env_file.write_text(env_file.read_text() + "".join(f"\n{k}={v}" for k, v in secrets.items()) + "\n")
+    clean = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL")}
+    done = subprocess.run(
+        ["docker-compose", "--project-directory", str(project), "--profile", "offline", "config"],
+        env={**clean, "GRAFANA_ADMIN_PASSWORD": GRAFANA_PASSWORD},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    services = yaml.safe_load(done.stdout)["services"]
+    space = services["space"]
+    assert "env_file" not in raw()["services"]["space"]
+    assert not space.get("secrets")
+    environment = space.get("environment") or {}
+    assert environment.get("GHIBLI_SPACE_ENGINE") == "fast"  # its own settings still come through
+    for name, value in secrets.items():
+        if name != "GHIBLI_SPACE_ENGINE":
+            assert name not in environment, name
+            assert value not in str(space), name
+    assert services["ingest"]["environment"]["ADMIN_SECRET"] == secrets["ADMIN_SECRET"]  # the others do

@@ -245,8 +245,11 @@ def test_the_image_environment_runs_every_role_and_passes_its_healthchecks(tmp_p
     def service_env(name: str) -> dict[str, str]:
         env = {**base}
         for key, value in (compose[name].get("environment") or {}).items():
-            default = re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", str(value))  # .env.example sets none of them
-            env[key] = default.replace("/run/secrets/", f"{secrets}/")
+            # ${NAME:-default}: compose takes NAME from .env (here: the base) when it is set there.
+            interpolated = re.sub(
+                r"\$\{(\w+):-([^}]*)\}", lambda m: base.get(m.group(1), m.group(2)), str(value)
+            )
+            env[key] = interpolated.replace("/run/secrets/", f"{secrets}/")
         env["REDIS_URL"] = redis.url
         if name == "consumer":
             env["GHIBLI_METRICS_PORT"] = str(ports["consumer"])

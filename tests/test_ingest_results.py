@@ -37,9 +37,9 @@ async def submitted(client: AsyncTestClient[Any], seed: int = 1) -> dict[str, An
 
 
 async def finished(
-    client: AsyncTestClient[Any], driver: Driver, data: bytes, media_type: str
+    client: AsyncTestClient[Any], driver: Driver, data: bytes, media_type: str, seed: int = 1
 ) -> dict[str, Any]:
-    job = await submitted(client)
+    job = await submitted(client, seed)
     claim = (await driver.claim_all())[job["id"]]
     assert await driver.succeed(claim, data, media_type) == "ok"
     return job
@@ -176,3 +176,45 @@ async def test_malformed_ids_are_not_found(client: AsyncTestClient[Any]) -> None
         response = await client.get(f"/v1/jobs/{job_id}")
         assert response.status_code == 404, job_id
         assert response.json()["code"] == "job_not_found"
+
+
+async def test_a_conversion_is_made_once_kept_with_the_result_and_erased_with_it(
+    client: AsyncTestClient[Any], driver: Driver
+) -> None:
+    job = await finished(client, driver, picture((10, 200, 90)), "image/png")
+    record = await driver.store.get(job["id"])
+    assert record is not None
+    url = f"/v1/jobs/{job['id']}/result"
+    first = await client.get(url, params={"format": "webp"})
+    assert first.status_code == 200
+    kept = driver.keys.blob(f"{record.result_key}.webp")
+    assert await driver.redis.get(kept) == first.content
+    # It expires with the result, never after it.
+    result_ttl = await driver.redis.ttl(driver.keys.blob(record.result_key))
+    assert 0 < await driver.redis.ttl(kept) <= result_ttl
+    # The second request is answered from the kept copy: replace it and the answer follows.
+    await driver.redis.set(kept, b"kept copy", keepttl=True)
+    assert (await client.get(url, params={"format": "webp"})).content == b"kept copy"
+    assert (await client.delete(f"/v1/jobs/{job['id']}")).status_code == 204
+    assert not await driver.redis.exists(kept)
+
+
+async def test_conversions_count_against_the_clients_request_budget(redis_server: RedisServer) -> None:
+    settings = settings_for(redis_server, GHIBLI_RATE_LIMIT_REQUESTS="70")
+    driver = Driver(settings)
+    async with api(settings) as client:
+        job = await finished(client, driver, picture(), "image/png")
+        url = f"/v1/jobs/{job['id']}/result"
+        assert (await client.get(url, params={"format": "webp"})).status_code == 200  # 1 + 30
+        assert (await client.get(url, params={"format": "jpeg"})).status_code == 200  # 1 + 30
+        other = await finished(client, driver, picture((1, 2, 3)), "image/png", seed=2)
+        refused = await client.get(
+            f"/v1/jobs/{other['id']}/result", params={"format": "webp"}
+        )  # > what is left
+        assert refused.status_code == 429
+        assert refused.json()["code"] == "rate_limited"
+        assert "conversion" in refused.json()["detail"]
+        assert int(refused.headers["retry-after"]) >= 1
+        # Stored copies cost one request each, like any read.
+        assert (await client.get(url, params={"format": "webp"})).status_code == 200
+    await driver.close()

@@ -27,7 +27,10 @@ def _imported_packages(package: str) -> dict[str, set[str]]:
     return found
 
 
-@pytest.mark.parametrize(("package", "forbidden"), [("ingest", "consumers"), ("consumers", "ingest")])
+@pytest.mark.parametrize(
+    ("package", "forbidden"),
+    [("ingest", "consumers"), ("consumers", "ingest"), ("sandbox", "ingest"), ("sandbox", "consumers")],
+)
 def test_ingest_and_consumers_never_import_each_other(package: str, forbidden: str) -> None:
     modules = _imported_packages(package)
     assert len(modules) > 5, f"found too few modules under {package}/ to trust the check"

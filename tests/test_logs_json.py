@@ -20,6 +20,12 @@ with structlog.contextvars.bound_contextvars(job_id="j1", attempt=2, consumer="c
     log.info("job started", phase="running")
     log.warning("space call failed", detail="401 for token hf_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789")
     log.info("result stored", data=b"\\x89PNG\\r\\n" + bytes(5000))
+    log.info(
+        "nested",
+        request={"headers": {"authorization": "Bearer n3st3d-s3cr3t-456"}, "body": b"x" * 10},
+        tokens=["hf_NestedTokenAbCdEfGh12345", ("whsec_" + "A" * 24,)],
+        error=ValueError("bad token hf_InAnExceptionAbCdEf123"),
+    )
 lib = logging.getLogger("httpx")
 lib.warning("HTTP Request: POST http://space/ %s", "Authorization: Bearer s3cr3t-v4lue-123")
 lib.info("chatty library line, below WARNING: dropped")
@@ -35,6 +41,7 @@ def test_every_line_is_json_with_context_and_without_secrets() -> None:
         "job started",
         "space call failed",
         "result stored",
+        "nested",
         "HTTP Request: POST http://space/ Authorization: [redacted]",
     ]
     for line in lines[:3]:
@@ -49,6 +56,12 @@ def test_every_line_is_json_with_context_and_without_secrets() -> None:
     assert lines[0]["phase"] == "running"
     assert lines[1]["detail"] == "401 for token [redacted]"
     assert lines[2]["data"] == "<5006 bytes>"
-    assert lines[3]["logger"] == "httpx"
+    nested = lines[3]
+    assert nested["request"] == {"headers": {"authorization": "[redacted]"}, "body": "<10 bytes>"}
+    assert nested["tokens"] == ["[redacted]", ["[redacted]"]]
+    assert "[redacted]" in nested["error"]
+    for secret in ("n3st3d", "NestedToken", "whsec_AAAA", "InAnException"):
+        assert secret not in done.stderr, secret
+    assert lines[4]["logger"] == "httpx"
     assert "hf_AbCd" not in done.stderr
     assert "s3cr3t" not in done.stderr

@@ -15,12 +15,12 @@ import anyio
 import httpx
 import pytest
 
-from ingest.held import HELD_PER_CLIENT
 from tests.ingest_support import Driver, photo_bytes, picture, settings_for
 from tests.procs import RedisServer, base_env, free_port, ghibli, wait_until
 
 pytestmark = pytest.mark.anyio
 
+HELD_PER_CLIENT = 8  # GHIBLI_MAX_STREAMS_PER_CLIENT here: held requests take stream slots
 BOUND_S = 8.0  # long enough for 32 requests to arrive on a loaded machine before any is answered
 
 
@@ -38,6 +38,7 @@ def ingest_url(poll_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
         REDIS_URL=poll_redis.url,
         GHIBLI_PORT=str(port),
         GHIBLI_LONG_POLL_SECONDS=str(BOUND_S),
+        GHIBLI_MAX_STREAMS_PER_CLIENT=str(HELD_PER_CLIENT),
         GHIBLI_RATE_LIMIT_SUBMITS="0",
         GHIBLI_RATE_LIMIT_REQUESTS="0",
         GHIBLI_MAX_BACKLOG="0",

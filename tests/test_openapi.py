@@ -106,6 +106,8 @@ def live_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         GHIBLI_RATE_LIMIT_SUBMITS="0",
         GHIBLI_RATE_LIMIT_REQUESTS="0",
         GHIBLI_MAX_BACKLOG="0",
+        GHIBLI_MAX_UNFINISHED_PER_CLIENT="0",
+        GHIBLI_MAX_STORED_BYTES_PER_CLIENT="0",
         GHIBLI_LOG_LEVEL="warning",
     )
     proc = ghibli(["ingest"], env, tmp_path_factory.mktemp("schemathesis-ingest") / "ingest.log").start()

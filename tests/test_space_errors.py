@@ -16,14 +16,18 @@ import threading
 import time
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client import utils as gc_utils
 
 from consumers.errors import ERROR_CLASSES, ErrorKind, SpaceError, classify, parse_retry_after, plain_text
+from consumers.result_check import check_result
 from consumers.space_client import SpaceSession, SpaceUpdate, sweep_download_leftovers
 from jobs.model import JobParams
+from sandbox.pool import DecodePool, PoolLimits
+from sandbox.probe import read_header
 from tests.apps.runner import QuotaSpace, new_token
 from tests.photos import encode, landscape
 from tests.procs import ROOT, free_port
@@ -169,11 +173,11 @@ def test_a_missing_endpoint_is_broken_with_a_clear_message(space: QuotaSpace, tm
 
 def test_the_older_six_parameter_app_works(space: QuotaSpace, photo: Path) -> None:
     session = SpaceSession(space.url + "v6/", None, download_dir=photo.parent / "dl")
-    data, media_type = session.generate(
+    data = session.generate(
         photo, JobParams(width=320, height=256), timeout_s=60, on_update=print, should_stop=bool
     )
     assert session.parameters == ("prompt", "spatial_img", "height", "width", "seed", "control_type")
-    assert media_type.startswith("image/")
+    assert read_header(data).media_type.startswith("image/")
     assert len(data) > 100
 
 
@@ -234,12 +238,17 @@ def test_a_picture_that_is_not_the_requested_one_is_an_error(
     token = new_token()
     space.set_token(token, mode=mode)
     session = SpaceSession(space.url, token, download_dir=tmp_path / "dl")
+    params = JobParams(width=320, height=256)
+    data = session.generate(photo, params, timeout_s=60, on_update=print, should_stop=bool)
+    assert not any((tmp_path / "dl").rglob("*.*")), "the download was left behind"
+
+    async def checked() -> None:
+        async with DecodePool(PoolLimits(workers=1)) as decoder:
+            await check_result(decoder, data, params, photo)
+
     with pytest.raises(SpaceError) as caught:
-        session.generate(
-            photo, JobParams(width=320, height=256), timeout_s=60, on_update=print, should_stop=bool
-        )
+        anyio.run(checked)
     assert (caught.value.kind, caught.value.code) == (ErrorKind.PERMANENT, code)
-    assert not any((tmp_path / "dl").rglob("*.*")), "the rejected download was left behind"
 
 
 def test_progress_units_become_phase_progress_and_eta(space: QuotaSpace, photo: Path) -> None:

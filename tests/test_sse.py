@@ -40,6 +40,11 @@ def ingest_url(sse_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory)
         GHIBLI_RATE_LIMIT_SUBMITS="0",
         GHIBLI_RATE_LIMIT_REQUESTS="0",
         GHIBLI_MAX_BACKLOG="0",
+        GHIBLI_MAX_UNFINISHED_PER_CLIENT="0",
+        GHIBLI_MAX_STORED_BYTES_PER_CLIENT="0",
+        # A thousand viewers from one address: the per-client caps are for tests/test_connection_limits.py.
+        GHIBLI_MAX_STREAMS_PER_CLIENT="0",
+        GHIBLI_MAX_CONNECTIONS_PER_CLIENT="0",
         GHIBLI_LOG_LEVEL="warning",
     )
     proc = ghibli(["ingest"], env, tmp_path_factory.mktemp("sse-ingest") / "ingest.log").start()

@@ -24,6 +24,7 @@ from jobs.keys import Keys
 from jobs.model import JobParams
 from jobs.redis_conn import connect
 from jobs.settings import load_settings
+from sandbox.pool import DecodePool, PoolLimits
 from tests.apps.quota_space import token_label
 from tests.apps.runner import QuotaSpace, new_token
 from tests.photos import encode, landscape
@@ -53,12 +54,13 @@ async def opened(
     env = base_env(REDIS_URL=redis_server.url, GHIBLI_SPACE=url, GHIBLI_BREAKER_OPEN_SECONDS="30", **settings)
     config = load_settings(environ=env)
     redis = connect(config.redis_url)
-    caller = await SpaceCaller.open(config, redis, Keys(), environ=tokens)
-    try:
-        yield caller
-    finally:
-        await caller.aclose()
-        await redis.aclose()
+    async with DecodePool(PoolLimits(workers=1)) as decoder:
+        caller = await SpaceCaller.open(config, redis, Keys(), decoder, environ=tokens)
+        try:
+            yield caller
+        finally:
+            await caller.aclose()
+            await redis.aclose()
 
 
 async def call(caller: SpaceCaller, photo: Path, stop: threading.Event | None = None) -> str:

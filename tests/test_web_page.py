@@ -21,8 +21,9 @@ from PIL import Image
 from ingest.page import STATIC_DIR
 from jobs.model import Status
 from jobs.store import now_ms
+from tests.procs import RedisServer
 from tests.web_page_kit import JOB_TIMEOUT_MS, choose_photo, job_id_of, needs_chromium, shot
-from tests.web_stack import FAIL_SEED, Ingest, ScriptedConsumer
+from tests.web_stack import FAIL_SEED, HELD_PREFIX, Ingest, ScriptedConsumer, stack_env, start_ingest
 
 # The stack, the browser and open_page (each module gets its own stack: module scope).
 pytest_plugins = ["tests.web_page_kit"]
@@ -290,6 +291,44 @@ def test_cancel_erases_the_job(
     assert not page.is_disabled("#go")
     shot(page, "10-cancelled")
     assert httpx.get(f"{ingest.url}/v1/jobs/{job_id}").status_code == 404
+
+
+def test_the_page_polls_when_the_server_refuses_it_a_stream(
+    open_page: Any, redis: RedisServer, workdir: Path, photo_file: Path
+) -> None:
+    env = stack_env(redis, "http://127.0.0.1:9/", HELD_PREFIX, GHIBLI_MAX_STREAMS_PER_CLIENT="1")
+    ingest = start_ingest(env, workdir, "one-stream")
+    consumer = ScriptedConsumer(redis.url, HELD_PREFIX)
+    try:
+        other = httpx.post(
+            ingest.url + "/v1/jobs",
+            files={"image": ("p.jpg", photo_file.read_bytes(), "image/jpeg")},
+            timeout=30,
+        ).json()
+        # Another tab of this client holds its one stream, so the page's is refused (429).
+        with httpx.stream("GET", f"{ingest.url}/v1/jobs/{other['id']}/events", timeout=60) as held_stream:
+            assert held_stream.status_code == 200
+            page, console = open_page(ingest.url + "/")
+            console.expect(r"429")
+            choose_photo(page, photo_file)
+            page.click("#go")
+            page.wait_for_selector("#stage[data-view='progress']")
+            claim = consumer.take(job_id_of(page))
+            consumer.update(claim, Status.RUNNING, progress=0.4, phase="painting")
+            # Polled, not streamed: the page still follows the job.
+            page.wait_for_function("() => document.querySelector('#f-percent').textContent === '40%'")
+            consumer.finish(
+                claim, Status.FAILED, error_code="space_error", error_message="The Space said no."
+            )
+            page.wait_for_selector("#stage[data-view='error']")
+        refusals = [
+            line
+            for line in ingest.proc.log().splitlines()
+            if '"/v1/jobs/{job_id}/events"' in line and '"status": 429' in line
+        ]
+        assert len(refusals) == 1, refusals
+    finally:
+        ingest.proc.stop()
 
 
 def test_upload_problem_is_shown_in_plain_words(

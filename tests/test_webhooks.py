@@ -85,6 +85,10 @@ async def test_private_and_malformed_urls_are_refused_at_submission(redis_server
             assert response.headers["content-type"].startswith("application/problem+json")
             problem = response.json()
             assert (problem["code"], problem["field"]) == (code, "webhook_url"), url
+            # The answer names the URL's host but never what it resolved to (no probing of our DNS).
+            if "localhost" in url:
+                assert "127.0.0.1" not in problem["detail"], problem["detail"]
+                assert "::1" not in problem["detail"], problem["detail"]
         bad_events = await client.post(
             "/v1/jobs",
             headers=shop.auth,
@@ -115,6 +119,33 @@ async def test_private_and_malformed_urls_are_refused_at_submission(redis_server
         await redis.aclose()
 
 
+async def test_delete_erases_the_webhook_outbox(redis_server: RedisServer) -> None:
+    """An erased job is announced to nobody: its queued events (prompt, photo digest, URL) go too."""
+    shop = make_key("shop")
+    env = webhook_env(redis_server, shop, GHIBLI_WEBHOOK_ALLOW_NETWORKS="")
+    keys = WebhookKeys()
+    redis = Redis.from_url(redis_server.url)
+    async with api(load_settings(environ=env)) as client:
+        job = (
+            await client.post(
+                "/v1/jobs",
+                headers=shop.auth,
+                **form(webhook_url="https://93.184.215.14/hook", webhook_events="started,completed"),
+            )
+        ).json()
+        driver = Driver(load_settings(environ=env))
+        claim = (await driver.claim_all())[job["id"]]
+        await driver.progress(claim, 0.5)  # `started` is queued (no dispatcher runs here)
+        assert await redis.llen(keys.queue(job["id"])) == 1
+        await redis.hset(keys.state(job["id"]), "attempts", 2)  # as a failing delivery leaves it
+        assert (await client.delete(f"/v1/jobs/{job['id']}")).status_code == 204
+        await driver.close()
+    assert not await redis.exists(keys.queue(job["id"]))
+    assert not await redis.exists(keys.state(job["id"]))
+    assert await redis.zscore(keys.due, job["id"]) is None
+    await redis.aclose()
+
+
 def test_addresses_hidden_in_ipv6_forms_are_checked_as_ipv4() -> None:
     from ipaddress import ip_address, ip_network
 
@@ -125,6 +156,10 @@ def test_addresses_hidden_in_ipv6_forms_are_checked_as_ipv4() -> None:
         "2002:c0a8:101::1",
         "fe80::1",
         "fc00::1",
+        "fec0::1",  # site-local (deprecated; still routed inside some networks)
+        "fec0:1:2::3",
+        "3fff::1",  # documentation (RFC 9637)
+        "3fff:fff::1",
         "224.0.0.1",
     ):
         assert not address_allowed(ip_address(private), policy), private

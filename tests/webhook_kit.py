@@ -139,6 +139,8 @@ def webhook_env(redis: RedisServer, *keys: AppKey, **extra: str) -> dict[str, st
         "GHIBLI_RATE_LIMIT_SUBMITS": "0",
         "GHIBLI_RATE_LIMIT_REQUESTS": "0",
         "GHIBLI_MAX_BACKLOG": "0",
+        "GHIBLI_MAX_UNFINISHED_PER_CLIENT": "0",
+        "GHIBLI_MAX_STORED_BYTES_PER_CLIENT": "0",
         **extra,
     }
     return base_env(**values)

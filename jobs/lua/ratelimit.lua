@@ -1,17 +1,19 @@
 -- One request against a client's token bucket (GCRA: a single "theoretical arrival time" per
 -- client). Up to `capacity` requests at once, then one per `interval_ms`. Atomic, so every ingest
 -- process shares the same count; the clock is the Redis server's, so processes need not agree on time.
--- KEYS: bucket   ARGV: interval_ms, capacity
+-- A request may cost several tokens (a picture conversion costs more than a status read).
+-- KEYS: bucket   ARGV: interval_ms, capacity, cost (default 1)
 -- Returns {allowed (1|0), remaining, retry_after_ms}.
 local interval = tonumber(ARGV[1])
 local capacity = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3] or '1')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local tat = tonumber(redis.call('GET', KEYS[1]) or now)
 if tat < now then
   tat = now
 end
-local new_tat = tat + interval
+local new_tat = tat + interval * cost
 local tolerance = interval * capacity
 local allow_at = new_tat - tolerance
 if now < allow_at then

@@ -6,6 +6,7 @@
 - "quota" raises the ZeroGPU quota error ("Try again in 0:00:02") until the heal file exists;
 - "slow" takes --slow seconds instead of --delay; "first-slow:N" makes the first call with this
   prompt take N seconds and later ones --delay;
+- "bomb:NAME" answers with the file NAME of --bomb-dir as it is (a hostile picture a test made);
 - anything else answers after --delay seconds with a new picture of the requested size.
 Every call appends {"seed", "prompt", "start", "end", "outcome"} to --call-log (JSON lines), so a
 test counts the Space calls really made.
@@ -33,7 +34,9 @@ DEFAULT_PROMPT = "Ghibli Studio style, Charming hand-drawn anime-style illustrat
 QUOTA_MESSAGE = "You have exceeded your free ZeroGPU quota (60s requested vs. 0s left). Try again in 0:00:02"
 
 
-def build(delay_s: float, slow_s: float, call_log: Path, heal_file: Path) -> gr.Blocks:
+def build(
+    delay_s: float, slow_s: float, call_log: Path, heal_file: Path, bomb_dir: Path | None = None
+) -> gr.Blocks:
     lock = threading.Lock()
     seen: set[str] = set()
 
@@ -53,9 +56,13 @@ def build(delay_s: float, slow_s: float, call_log: Path, heal_file: Path) -> gr.
         control_type: str,
         use_zero_init: bool,
         zero_steps: float,
-    ) -> Image.Image:
+    ) -> Image.Image | str:
         start = time.time()
         healed = heal_file.exists()
+        bomb = re.search(r"bomb:([\w.-]+)", prompt)
+        if bomb and bomb_dir is not None:
+            record(seed, prompt, start, "bomb")
+            return str(bomb_dir / bomb.group(1))  # a path: Gradio serves the file as it is
         if "reject" in prompt:
             record(seed, prompt, start, "rejected")
             raise gr.Error("Scripted rejection: value 2048 is greater than maximum value 1024.")
@@ -110,8 +117,9 @@ def main() -> None:
     parser.add_argument("--slow", type=float, default=5.0)
     parser.add_argument("--call-log", type=Path, required=True)
     parser.add_argument("--heal-file", type=Path, required=True)
+    parser.add_argument("--bomb-dir", type=Path, default=None)
     args = parser.parse_args()
-    build(args.delay, args.slow, args.call_log, args.heal_file).launch(
+    build(args.delay, args.slow, args.call_log, args.heal_file, args.bomb_dir).launch(
         server_name="127.0.0.1", server_port=args.port, show_error=True, quiet=True
     )
 
