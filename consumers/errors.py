@@ -1,7 +1,7 @@
 """What went wrong in a Space call, and what the consumer does about it.
 
 Never swallowed, never papered over with the input photo. `ERROR_CLASSES` below is the table of
-every code `classify` produces (the README's "Space errors" table is the same); the QUOTA kind never
+every code `classify` produces (the "Space errors" table of docs/tokens.md is the same); the QUOTA kind never
 reaches the worker as an error: SpaceCaller rotates tokens, then raises QuotaWait.
 """
 

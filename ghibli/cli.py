@@ -2,7 +2,7 @@
 the stack's processes (up, ingest, consume, space).
 
 Options that are settings come from jobs.settings (same names, same environment variables, same
-help, typed INTEGER/FLOAT/BOOLEAN like the setting), so `--help`, the README table and the
+help, typed INTEGER/FLOAT/BOOLEAN like the setting), so `--help`, the table in docs/configuration.md and the
 validation messages cannot drift apart; ranges are checked by the settings object.
 """
 

@@ -1,9 +1,9 @@
-"""The README's configuration tables, generated from the code (settings and CLI options).
+"""The configuration tables of docs/configuration.md, generated from the code (settings and CLI options).
 
-    uv run python scripts/readme_config.py          # print the tables
-    uv run python scripts/readme_config.py --write  # refresh them in README.md
+    uv run python scripts/config_docs.py            # print the tables
+    uv run python scripts/config_docs.py --write    # refresh them in docs/configuration.md
 
-tests/test_readme_config.py fails when README.md drifts from what this prints.
+tests/test_config_docs.py fails when docs/configuration.md drifts from what this prints.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import click
 from ghibli.cli import cli
 from jobs.settings import iter_settings
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 START, END = "<!-- config:start -->", "<!-- config:end -->"
 HEADER = "| Variable | Option | Default | What it does |\n|---|---|---|---|"
 # Commands with options of their own (not settings), documented below the settings table.
@@ -59,7 +59,7 @@ def generated() -> str:
     return "\n\n".join(parts)
 
 
-def current_readme_block(text: str) -> str:
+def current_block(text: str) -> str:
     start, end = text.index(START) + len(START), text.index(END)
     return text[start:end].strip()
 
@@ -69,9 +69,9 @@ def main() -> None:
     if "--write" not in sys.argv:
         print(block)
         return
-    text = README.read_text()
+    text = DOC.read_text()
     start, end = text.index(START) + len(START), text.index(END)
-    README.write_text(text[:start] + "\n" + block + "\n" + text[end:])
+    DOC.write_text(text[:start] + "\n" + block + "\n" + text[end:])
 
 
 if __name__ == "__main__":

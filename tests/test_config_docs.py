@@ -1,0 +1,28 @@
+"""The configuration tables of docs/configuration.md are the ones the code generates (no drift)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.procs import ROOT
+
+
+def test_configuration_tables_match_the_code() -> None:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import config_docs
+    finally:
+        sys.path.pop(0)
+    doc = (ROOT / "docs" / "configuration.md").read_text()
+    assert config_docs.current_block(doc) == config_docs.generated(), (
+        "docs/configuration.md is stale: run `uv run python scripts/config_docs.py --write`"
+    )
+
+
+def test_the_generator_runs_as_a_script() -> None:
+    done = subprocess.run(
+        [sys.executable, "scripts/config_docs.py"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert "| `REDIS_URL` |" in done.stdout
+    assert "| `GHIBLI_SPACE_PORT` | `--port` |" in done.stdout
