@@ -1,8 +1,8 @@
 """Every setting of every role, in one typed object read from the environment.
 
 Each field carries its environment variable and help text in its metadata, so the CLI options,
-the table in docs/configuration.md and the validation message all come from this one definition. A bad value stops
-the process with a message that names the variable.
+the table in docs/configuration.md and the validation message all come from this one definition. A
+bad value stops the process with a message that names the variable.
 """
 
 from __future__ import annotations
