@@ -22,8 +22,8 @@ from tests.procs import Proc, RedisServer, redis_binary
 pytestmark = pytest.mark.anyio
 
 JOBS = 24
-LEASE_S = 3
-DOWNTIME_S = 6  # longer than the lease
+LEASE_S = 6  # renewed every 2 s: a loaded machine (load 20+) still renews in time
+DOWNTIME_S = 9  # longer than the lease
 
 
 @pytest.fixture(scope="module")
