@@ -94,6 +94,9 @@ class Stack:
             GHIBLI_RATE_LIMIT_SUBMITS="0",
             GHIBLI_RATE_LIMIT_REQUESTS="0",
             GHIBLI_MAX_BACKLOG="0",
+            # One address submits the whole load: fair share per client is not under test here.
+            GHIBLI_MAX_UNFINISHED_PER_CLIENT="0",
+            GHIBLI_MAX_STORED_BYTES_PER_CLIENT="0",
             GHIBLI_LOG_LEVEL="warning",
             **durable,
         )
