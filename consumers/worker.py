@@ -27,10 +27,10 @@ from consumers.lease import Leases
 from consumers.outage import REDIS_DOWN, Backoff
 from consumers.recovery import MIN_VERSION, Reaper, Recovery, redis_version
 from consumers.retry import DueMover
-from consumers.stop_signals import watch_stop_signals
 from jobs.blobs import BlobStore, FileBlobStore
 from jobs.logs import get_logger
 from jobs.redis_conn import BLOCK_MS, is_unblocked_by_failover
+from jobs.stop_signals import watch_stop_signals
 from jobs.store import ClaimRefused
 from metrics.definitions import (
     JOB_RUN,
@@ -119,7 +119,7 @@ class Consumer:
     # --- lifecycle ----------------------------------------------------------------------------
     async def run(self) -> None:
         """Work until SIGTERM/SIGINT; then finish running calls within the grace period (SIGQUIT, or
-        a second request after consumers/stop_signals.py's window: stop them and hand them back)."""
+        a second request after jobs/stop_signals.py's window: stop them and hand them back)."""
         try:
             async with anyio.create_task_group() as outer:
                 outer.start_soon(self._watch_signals)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ghibli.cli import COMMON, settings_options
+from ghibli.options import COMMON, settings_options
 from ghibli.stack import resolve_or_fail
 
 if TYPE_CHECKING:

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from ghibli.cli import settings_options
 from ghibli.findings import Level, fail
+from ghibli.options import settings_options
 from ghibli.stack import resolve
 from jobs.settings import Settings, SettingsError, iter_settings
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from ghibli.cli import COMMON, _configure_logs, settings_options
+from ghibli.options import COMMON, configure_logs, settings_options
 from ghibli.stack import resolve_or_fail
 
 __all__ = ["metrics_exporter"]
@@ -26,7 +26,7 @@ def metrics_exporter(**values: Any) -> None:
     from metrics.exporter import run_exporter
 
     target = resolve_or_fail(values, click.get_current_context())
-    _configure_logs(target.settings)
+    configure_logs(target.settings)
     # Its first line names the Redis it serves and where that came from; a log line (JSON where
     # logs are JSON), since this is a long-running process.
     get_logger("ghibli.metrics_exporter").info("metrics-exporter: " + target.describe("redis_url"))

@@ -1,4 +1,4 @@
-"""`ghibli webhooks`: the webhook dispatcher (consumers/webhook_dispatch.py), a process of its own."""
+"""`ghibli webhooks`: the webhook dispatcher (webhooks/dispatch.py), a process of its own."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from ghibli.cli import COMMON, _configure_logs, _settings, settings_options
+from ghibli.options import COMMON, build_settings, configure_logs, settings_options
 
 __all__ = ["WEBHOOKS", "webhooks"]
 
@@ -33,8 +33,8 @@ def webhooks(**values: Any) -> None:
     Run one or more anywhere that reaches Redis; they share the work. It reads the same API keys
     (GHIBLI_API_KEYS, GHIBLI_API_KEYS_FILE) and GHIBLI_WEBHOOK_SECRET as ingest, to sign with.
     """
-    from consumers.webhook_dispatch import run_dispatcher
+    from webhooks.dispatch import run_dispatcher
 
-    settings = _settings(values)
-    _configure_logs(settings)
+    settings = build_settings(values)
+    configure_logs(settings)
     run_dispatcher(settings)

@@ -282,7 +282,7 @@ class _Stack:
                 own["GHIBLI_METRICS_PORT"] = str(settings.metrics_port + i)
             self._spawn(f"consumer-{i}", [sys.executable, "-m", "ghibli", "consume"], {**env, **own})
             alive_keys.append(keys.alive(name))
-        # Webhook deliveries: a process of its own, never inside a consumer (consumers/webhook_dispatch.py).
+        # Webhook deliveries: a process of its own, never inside a consumer (webhooks/dispatch.py).
         webhooks = self._spawn("webhooks", [sys.executable, "-m", "ghibli", "webhooks"], env)
         assert webhooks.proc is not None
         dispatcher = f"webhooks:{socket.gethostname()}-{webhooks.proc.pid}"

@@ -4,7 +4,7 @@ Refusals are 422 problems whose `code` says what to fix: invalid_webhook_url (sy
 credentials), webhook_url_forbidden (it resolves to a loopback, private, link-local or reserved
 address not on GHIBLI_WEBHOOK_ALLOW_NETWORKS), webhook_host_unresolvable, invalid_webhook_events,
 webhooks_unavailable (nothing to sign with: the key has no webhook secret and the server none).
-The address is checked again before every delivery (consumers/webhook_delivery.py).
+The address is checked again before every delivery (webhooks/delivery.py).
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from space.title import OFFLINE_DEMO_TITLE, offline_demo_title
+
 __all__ = [
     "OFFLINE_DEMO_TITLE",
     "EngineInfo",
@@ -27,8 +29,6 @@ __all__ = [
 
 EngineKind = Literal["offline-demo", "space", "self-hosted", "unknown"]
 
-# The offline Space's Gradio title starts with this; `engine_from_title` looks for it.
-OFFLINE_DEMO_TITLE = "EasyControl Ghibli, offline demo engine"
 # What copies started before the title carried the mark call themselves.
 _OLDER_OFFLINE_TITLE = "EasyControl Ghibli (offline)"
 _NAME_MAX = 80
@@ -44,11 +44,6 @@ class EngineInfo(msgspec.Struct, frozen=True, kw_only=True):
     @property
     def is_demo(self) -> bool:
         return self.kind == "offline-demo"
-
-
-def offline_demo_title(engine: str) -> str:
-    """The title the offline Space declares for one of its engines ('ghibli' or 'fast')."""
-    return f"{OFFLINE_DEMO_TITLE} ({engine})"
 
 
 def engine_without_probe(space: str) -> EngineInfo | None:

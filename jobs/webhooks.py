@@ -14,7 +14,7 @@ while no dispatcher runs, and every event carries the exact state it announces.
   event has overtaken is dropped instead of sent.
 - `completed`: a terminal status (succeeded, failed, cancelled).
 
-`ghibli webhooks` (consumers/webhook_dispatch.py) delivers each job's outbox in order.
+`ghibli webhooks` (webhooks/dispatch.py) delivers each job's outbox in order.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""`python -m space` runs the offline Space (the same as `ghibli space`)."""
+"""`python -m space` runs the offline Space (the same as `ghibli space`), without the pipeline package."""
 
-import sys
+from space.cli import space
 
-from ghibli.cli import main
-
-main(["space", *sys.argv[1:]])
+space.main(prog_name="python -m space")

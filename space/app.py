@@ -21,12 +21,12 @@ import gradio as gr
 from PIL import Image, UnidentifiedImageError
 from starlette.middleware import Middleware
 
-from jobs.engine import offline_demo_title
 from space.call_log import CallLog, CallRecord, file_sha256, token_alias
 from space.faults import FaultPlan, refusal
 from space.outputs import OutputDir
 from space.queue_fault import QueueFullFault
 from space.stylizer import STEPS, fast_transform, stylize
+from space.title import offline_demo_title
 
 __all__ = ["DEFAULT_PROMPT", "PARAMETERS", "SpaceOptions", "build_app", "launch", "serve"]
 

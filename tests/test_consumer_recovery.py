@@ -15,8 +15,8 @@ import anyio
 import pytest
 
 from consumers.recovery import restart_guard_s
-from consumers.stop_signals import StopRequests
 from jobs.model import Status
+from jobs.stop_signals import StopRequests
 from tests.consumer_kit import (
     Pipeline,
     ScriptedSpace,

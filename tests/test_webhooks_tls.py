@@ -13,10 +13,10 @@ import pytest
 import trustme
 from standardwebhooks import Webhook
 
-from consumers.webhook_delivery import Deliverer
 from jobs.webhook_signing import WebhookSecret
 from jobs.webhook_url import UrlPolicy
 from tests.webhook_kit import Delivery, Receiver
+from webhooks.delivery import Deliverer
 
 pytestmark = pytest.mark.anyio
 

@@ -26,7 +26,7 @@ from jobs.logs import get_logger
 
 __all__ = ["DRAIN_SIGNALS", "NOW_SIGNALS", "REPEAT_WINDOW_S", "StopRequests", "watch_stop_signals"]
 
-log = get_logger("consumers.stop_signals")
+log = get_logger("jobs.stop_signals")
 
 DRAIN_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 NOW_SIGNALS = (signal.SIGQUIT,)

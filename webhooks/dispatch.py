@@ -30,19 +30,19 @@ import anyio
 import msgspec
 from redis.exceptions import RedisError
 
-from consumers.stop_signals import watch_stop_signals
-from consumers.webhook_delivery import AttemptResult, Deliverer
 from jobs.apikeys import ANONYMOUS, KeyRing, load_key_ring, webhook_secrets_for
 from jobs.keys import Keys
 from jobs.logs import get_logger
 from jobs.redis_conn import connect
 from jobs.scripts import load_script
+from jobs.stop_signals import watch_stop_signals
 from jobs.store import now_ms
 from jobs.webhook_signing import WebhookSecret
 from jobs.webhook_url import UrlPolicy
 from jobs.webhooks import OutboxItem, WebhookKeys, event_body
 from metrics.definitions import WEBHOOK_ATTEMPT_SECONDS, WEBHOOK_ATTEMPTS, WEBHOOK_EVENTS
 from metrics.exposition import serve_process_metrics
+from webhooks.delivery import AttemptResult, Deliverer
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Dispatcher", "RetryPolicy", "run_dispatcher"]
 
-log = get_logger("consumers.webhooks")
+log = get_logger("webhooks.dispatch")
 
 IDLE_POLL_S = 0.25
 
