@@ -26,6 +26,7 @@ from redis.exceptions import ResponseError
 
 from consumers.outage import REDIS_DOWN, Backoff
 from jobs.logs import get_logger
+from jobs.redis_conn import as_text
 from jobs.scripts import load_script
 from metrics.definitions import CONSUMER_HEARTBEAT_GAP
 
@@ -41,10 +42,6 @@ log = get_logger("consumers.lease")
 # Released entries look idle this long: longer than any sane lease, so every reclaimer takes them
 # on its next pass, whatever its own lease setting.
 RELEASE_IDLE_MS = 3_600_000
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class Leases:
@@ -115,7 +112,7 @@ class Leases:
     async def renew(self, entry_ids: list[str]) -> list[str]:
         """Renew the leases of the entries still owned; returns the ids no longer owned."""
         lost = await self._renew(keys=[self.keys.stream], args=[self.keys.group, self.consumer, *entry_ids])
-        return [_text(entry) for entry in lost]
+        return [as_text(entry) for entry in lost]
 
     async def release(self, entry_ids: list[str]) -> int:
         """Make entries this consumer still owns claimable by others at once; returns how many."""
@@ -132,7 +129,7 @@ class Leases:
         rows = await self.redis.xpending_range(
             self.keys.stream, self.keys.group, min="-", max="+", count=limit, consumername=self.consumer
         )
-        return [_text(row["message_id"]) for row in rows]
+        return [as_text(row["message_id"]) for row in rows]
 
     async def goodbye(self) -> None:
         """Drop the liveness key and mark the heartbeat expired: whatever this consumer still owns

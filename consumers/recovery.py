@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from consumers.lease import RELEASE_IDLE_MS
 from jobs.logs import get_logger
+from jobs.redis_conn import as_text
 from jobs.redis_topology import server_info
 from jobs.scripts import load_script
 
@@ -79,10 +80,6 @@ def takeover_guard_s(heartbeat_timeout_s: float) -> float:
     return heartbeat_timeout_s + RECONNECT_MAX_S
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _fields(flat: list[Any]) -> dict[bytes, bytes]:
     return {
         k if isinstance(k, bytes) else str(k).encode(): v if isinstance(v, bytes) else str(v).encode()
@@ -102,8 +99,8 @@ class Reclaimed:
 
     def add(self, claimed: list[Any], deleted: list[Any]) -> None:
         for entry_id, flat, deliveries in claimed:
-            self.entries.append((_text(entry_id), _fields(flat), int(deliveries)))
-        self.deleted.extend(_text(entry_id) for entry_id in deleted)
+            self.entries.append((as_text(entry_id), _fields(flat), int(deliveries)))
+        self.deleted.extend(as_text(entry_id) for entry_id in deleted)
 
 
 async def redis_version(redis: Redis, key: str) -> tuple[int, ...]:
@@ -174,7 +171,7 @@ class Reclaimer:
                 keys=[self.keys.stream],
                 args=[self.keys.group, self.consumer, min_idle_ms or self.min_idle_ms, self._cursor, want],
             )
-            self._cursor = _text(cursor)
+            self._cursor = as_text(cursor)
             found.add(claimed, deleted)
             if self._cursor == "0-0":
                 break
@@ -194,7 +191,7 @@ class Takeover:
     async def dead_owners(self, limit: int = DEAD_PER_SCAN) -> list[str]:
         """Consumers whose liveness key should have expired (Redis's clock), this one excepted."""
         names = await self._dead(keys=[self.keys.consumers], args=[limit])
-        return [name for name in map(_text, names) if name != self.consumer]
+        return [name for name in map(as_text, names) if name != self.consumer]
 
     async def take_over(self, count: int, owners: list[str]) -> Reclaimed:
         """Up to `count` entries of these consumers, each checked dead in the same step as its claims."""
@@ -208,7 +205,7 @@ class Takeover:
                 args=[self.keys.group, self.consumer, owner, want],
             )
             found.add(claimed, deleted)
-            if _text(verdict) == "removed":
+            if as_text(verdict) == "removed":
                 found.removed.append(owner)
         return found
 
@@ -276,9 +273,9 @@ class Reaper:
         names: set[str] = set()
         for info in await self.redis.xinfo_consumers(self.keys.stream, self.keys.group):
             if int(info["pending"]) == 0:
-                names.add(_text(info["name"]))
+                names.add(as_text(info["name"]))
         # Heartbeat entries of consumers the group no longer knows (deleted elsewhere).
-        names.update(_text(name) for name in await self.redis.zrange(self.keys.consumers, 0, -1))
+        names.update(as_text(name) for name in await self.redis.zrange(self.keys.consumers, 0, -1))
         names.discard(self.consumer)
         return sorted(names)
 
@@ -288,7 +285,7 @@ class Reaper:
             keys=[self.keys.stream, self.keys.alive(name), self.keys.consumers],
             args=[self.keys.group, name],
         )
-        return _text(verdict)
+        return as_text(verdict)
 
     async def reap(self) -> list[str]:
         """Delete every consumer that is gone and owns nothing; returns their names."""

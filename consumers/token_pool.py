@@ -154,6 +154,3 @@ class TokenPool:
     async def set_space(self, **fields: object) -> None:
         """Record the Space's readiness or the breaker in the shared `space` hash."""
         await self.redis.hset(ts.space_key(self.keys), mapping={k: str(v) for k, v in fields.items()})
-
-    async def close_breaker_if_open(self) -> None:
-        await self.redis.hset(ts.space_key(self.keys), ts.S_BREAKER_UNTIL, "0")

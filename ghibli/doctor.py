@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from ghibli.findings import Finding, fail, ok, warn
 from jobs.keys import Keys
-from jobs.redis_conn import connect
+from jobs.redis_conn import as_text, connect
 from jobs.redis_topology import server_info
 from jobs.redis_url import parse_redis_url, redacted_url
 from jobs.settings import Settings
@@ -279,7 +279,7 @@ async def check_queue(redis: Redis, keys: Keys) -> list[Finding]:
                 "Give this deployment its own GHIBLI_KEY_PREFIX (or its own Redis database).",
             )
         ]
-    groups = {_text(g["name"]): g for g in await redis.xinfo_groups(keys.stream)}
+    groups = {as_text(g["name"]): g for g in await redis.xinfo_groups(keys.stream)}
     group = groups.get(keys.group)
     if group is None:
         return [
@@ -319,10 +319,6 @@ async def check_queue(redis: Redis, keys: Keys) -> list[Finding]:
             )
         )
     return found
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def glob_literal(pattern: str) -> str:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from jobs.redis_conn import as_text
 from jobs.scripts import load_script
 from jobs.store import EVENTS_MAXLEN
 
@@ -20,10 +21,6 @@ if TYPE_CHECKING:
     from jobs.keys import Keys
 
 __all__ = ["DeadLetter", "DeadLetters", "ReplayResult"]
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
@@ -66,7 +63,7 @@ class DeadLetters:
             dead_entry = await self.redis.hget(self.keys.job(ref), "dead_entry")
             if not dead_entry:
                 return None
-            ref = _text(dead_entry)
+            ref = as_text(dead_entry)
         rows: Any = await self.redis.xrange(self.keys.dead, min=ref, max=ref, count=1)
         return _letter(*rows[0]) if rows else None
 
@@ -75,7 +72,7 @@ class DeadLetters:
             keys=[self.keys.dead, self.keys.job(letter.job), self.keys.stream, self.keys.events],
             args=[letter.id, letter.job, EVENTS_MAXLEN, self.job_ttl_s],
         )
-        return ReplayResult(letter.id, letter.job, _text(verdict))
+        return ReplayResult(letter.id, letter.job, as_text(verdict))
 
     async def replay_all(self, batch: int = 500) -> list[ReplayResult]:
         """Replay every dead letter present now; expired jobs stay listed (verdict 'missing')."""
@@ -91,5 +88,5 @@ class DeadLetters:
 
 
 def _letter(entry_id: object, raw: dict[Any, Any] | None) -> DeadLetter:
-    fields = {_text(k): _text(v) for k, v in (raw or {}).items()}
-    return msgspec.convert({"id": _text(entry_id), **fields}, DeadLetter, strict=False)
+    fields = {as_text(k): as_text(v) for k, v in (raw or {}).items()}
+    return msgspec.convert({"id": as_text(entry_id), **fields}, DeadLetter, strict=False)

@@ -37,7 +37,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from jobs.redis_sentinel import BlockingSentinelPool, Sentinels, SyncSentinelPool, SyncSentinels
 from jobs.redis_url import RedisTarget, parse_redis_url
 
-__all__ = ["BLOCK_MS", "REDIS_DOWN", "connect", "connect_sync", "is_unblocked_by_failover"]
+__all__ = ["BLOCK_MS", "REDIS_DOWN", "as_text", "connect", "connect_sync", "is_unblocked_by_failover"]
 
 # XREAD/XREADGROUP BLOCK must stay well under the socket timeout, or redis-py treats the quiet
 # wait as a dead socket and retries it (redis-py 8 defaults to a 5 s socket timeout).
@@ -61,6 +61,11 @@ REDIS_DOWN: tuple[type[Exception], ...] = (
 
 
 _SYNC_CLUSTER_NODE: Any = sync_cluster.ClusterNode  # untyped in redis-py
+
+
+def as_text(value: object) -> str:
+    """A Redis reply value as text: bytes from a client without decode_responses, else str()."""
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def is_unblocked_by_failover(exc: BaseException) -> bool:

@@ -17,6 +17,7 @@ from redis.exceptions import ResponseError
 
 from jobs.durable import Durability, NotDurable
 from jobs.model import JobParams, JobRecord, Status, params_to_hash
+from jobs.redis_conn import as_text
 from jobs.scripts import Scripts, load_script
 
 if TYPE_CHECKING:
@@ -47,10 +48,6 @@ def _flatten(fields: Mapping[str, object]) -> list[str]:
         else:
             out.append(str(value))
     return out
-
-
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class Claim(msgspec.Struct, frozen=True):
@@ -146,7 +143,7 @@ class JobStore:
             keys=[self.keys.job(job_id), self.keys.stream, self.keys.events],
             args=[job_id, self.job_ttl_s, EVENTS_MAXLEN, *_flatten(fields)],
         )
-        return None if entry is None else _text(entry)
+        return None if entry is None else as_text(entry)
 
     async def get(self, job_id: str) -> JobRecord | None:
         raw = await self.redis.hgetall(self.keys.job(job_id))
@@ -171,12 +168,12 @@ class JobStore:
                 secrets.token_hex(6),
             ],
         )
-        verdict = _text(reply[0])
+        verdict = as_text(reply[0])
         if verdict == "ok":
-            return Claim(job_id, entry_id, int(reply[1]), int(reply[2]), fence=_text(reply[3]))
+            return Claim(job_id, entry_id, int(reply[1]), int(reply[2]), fence=as_text(reply[3]))
         if verdict == "dead":
-            return ClaimRefused(verdict, "max_deliveries", int(reply[1]), int(reply[2]), _text(reply[3]))
-        return ClaimRefused(verdict, _text(reply[1]))
+            return ClaimRefused(verdict, "max_deliveries", int(reply[1]), int(reply[2]), as_text(reply[3]))
+        return ClaimRefused(verdict, as_text(reply[1]))
 
     async def update(self, claim: Claim, status: Status = Status.RUNNING, **fields: object) -> str:
         """A fenced write; returns 'ok', 'fenced', 'missing' or the job's terminal status."""
@@ -184,7 +181,7 @@ class JobStore:
             keys=[self.keys.job(claim.job_id), self.keys.events],
             args=[claim.job_id, claim.fence, EVENTS_MAXLEN, status.value, *_flatten(fields)],
         )
-        return _text(verdict)
+        return as_text(verdict)
 
     async def _durably(self, script: AsyncScript, keys: Sequence[str], args: Sequence[object]) -> Any:
         """Run a script that ends a job; with durable acknowledgements on, raise NotDurable (its
@@ -194,7 +191,7 @@ class JobStore:
         except NotDurable as exc:
             if isinstance(exc.reply, list):  # finish() refused for want of copies: nothing written
                 return exc.reply
-            exc.reply = _text(exc.reply)
+            exc.reply = as_text(exc.reply)
             raise
 
     async def finish(
@@ -224,8 +221,8 @@ class JobStore:
             ],
         )
         if isinstance(reply, list):
-            raise FollowersWaiting([_text(job) for job in reply[1:]])
-        return _text(reply)
+            raise FollowersWaiting([as_text(job) for job in reply[1:]])
+        return as_text(reply)
 
     async def ack(self, entry_id: str) -> None:
         await self._scripts.ack(keys=[self.keys.stream, self.keys.entries], args=[self.keys.group, entry_id])
@@ -267,7 +264,7 @@ class JobStore:
                 error_message,
             ],
         )
-        return _text(verdict)
+        return as_text(verdict)
 
     async def dead_letter(
         self,
@@ -309,7 +306,7 @@ class JobStore:
                 consumer,
             ],
         )
-        return _text(verdict)
+        return as_text(verdict)
 
     async def fail_lost_entry(self, entry_id: str, consumer: str) -> str:
         """End the job of an entry deleted while pending ('failed' + dead letter); the entry leaves the PEL.
@@ -329,7 +326,7 @@ class JobStore:
                 consumer,
             ],
         )
-        return _text(verdict)
+        return as_text(verdict)
 
     async def cancel(self, job_id: str) -> str:
         """Cancel unless terminal; returns 'ok', 'missing' or the terminal status it already had."""
@@ -337,7 +334,7 @@ class JobStore:
             keys=[self.keys.job(job_id), self.keys.events, self.keys.delayed],
             args=[job_id, EVENTS_MAXLEN, now_ms()],
         )
-        return _text(verdict)
+        return as_text(verdict)
 
     async def erase(self, job_id: str) -> None:
         await self.redis.delete(self.keys.job(job_id))

@@ -38,6 +38,7 @@ from jobs.blobs import CONVERTED_FORMATS, converted_name
 from jobs.durable import NotDurable
 from jobs.engine import EngineInfo
 from jobs.model import JobParams, JobRecord, params_to_hash
+from jobs.redis_conn import as_text
 from jobs.scripts import load_script
 from jobs.store import EVENTS_MAXLEN, now_ms
 from jobs.wire import job_view
@@ -98,10 +99,6 @@ def cache_digest(input_digest: str, params: JobParams, space: str = "") -> str:
     return hashlib.sha256(b"\x00".join(parts)).hexdigest()
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 class Submissions:
     def __init__(
         self,
@@ -131,9 +128,9 @@ class Submissions:
         job, fp, body = await self.redis.hmget(self.keys.idempotency(idem_digest), ["job", "fp", "body"])
         if job is None:
             return None
-        if _text(fp) != fingerprint:
-            raise IdempotencyConflict(_text(job))
-        accepted = Accepted(_text(job), body.encode() if isinstance(body, str) else body or b"", "replay")
+        if as_text(fp) != fingerprint:
+            raise IdempotencyConflict(as_text(job))
+        accepted = Accepted(as_text(job), body.encode() if isinstance(body, str) else body or b"", "replay")
         await self._vouch(accepted)
         return accepted
 
@@ -198,20 +195,20 @@ class Submissions:
         try:
             reply = await self._write(job_id, digest, idem_digest, fingerprint, mode, body, fields)
         except NotDurable as exc:
-            if _text(exc.reply[0]) != "created":
+            if as_text(exc.reply[0]) != "created":
                 reply = exc.reply  # it wrote nothing; a replay vouches for its own job below
             else:
-                exc.reply = Accepted(job_id, body, _OUTCOMES[_text(exc.reply[2])])
+                exc.reply = Accepted(job_id, body, _OUTCOMES[as_text(exc.reply[2])])
                 raise
-        verdict = _text(reply[0])
+        verdict = as_text(reply[0])
         if verdict == "created":
-            return Accepted(job_id, body, _OUTCOMES[_text(reply[2])])
+            return Accepted(job_id, body, _OUTCOMES[as_text(reply[2])])
         if verdict == "replay":
             # A racing request with the same key won; nothing refers to these blobs.
             await self.blobs.delete(*written)
             if not int(reply[2]):
-                raise IdempotencyConflict(_text(reply[1]))
-            accepted = Accepted(_text(reply[1]), bytes(reply[3]) if reply[3] else b"", "replay")
+                raise IdempotencyConflict(as_text(reply[1]))
+            accepted = Accepted(as_text(reply[1]), bytes(reply[3]) if reply[3] else b"", "replay")
             await self._vouch(accepted)
             return accepted
         raise RuntimeError(f"job id collision: {job_id}")
@@ -256,7 +253,7 @@ class Submissions:
         source = await self.redis.get(self.keys.result_cache(digest))
         if source is None:
             return None
-        data = await self.blobs.get(_text(source))
+        data = await self.blobs.get(as_text(source))
         if data is None:  # expired or deleted since: an ordinary miss
             return None
         name = f"out/{job_id}/cached"
@@ -277,7 +274,7 @@ class Submissions:
         if verdict == "missing":
             return None
         input_key, result_key = (
-            _text(name) for name in await self._forget(keys=[self.keys.job(job_id)], args=[job_id])
+            as_text(name) for name in await self._forget(keys=[self.keys.job(job_id)], args=[job_id])
         )
         converted = [converted_name(result_key, fmt) for fmt in CONVERTED_FORMATS] if result_key else []
         await self.blobs.delete(*(name for name in (input_key, result_key, *converted) if name))

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from jobs.redis_conn import as_text
+
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
@@ -145,10 +147,6 @@ class PoolView(msgspec.Struct, frozen=True, kw_only=True):
     space: SpaceView
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _int(fields: Mapping[str, str], name: str) -> int:
     try:
         return int(float(fields.get(name, "0") or 0))
@@ -168,7 +166,7 @@ def _when(ms: int) -> datetime | None:
 
 
 def _decoded(raw: Mapping[Any, Any] | None) -> dict[str, str]:
-    return {_text(k): _text(v) for k, v in (raw or {}).items()}
+    return {as_text(k): as_text(v) for k, v in (raw or {}).items()}
 
 
 def queue_token_reads(pipe: Any, keys: Keys, alias: str, now_ms: int) -> None:
@@ -254,7 +252,7 @@ def summarize(tokens: list[TokenView]) -> PoolSummary:
 async def read_pool(redis: Redis, keys: Keys, now_ms: int | None = None) -> PoolView:
     """Every known token (registration order) with totals, and the Space's state."""
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    aliases = [_text(a) for a in await redis.zrange(keys.tokens, 0, -1)]
+    aliases = [as_text(a) for a in await redis.zrange(keys.tokens, 0, -1)]
     async with redis.pipeline(transaction=False) as pipe:
         for alias in aliases:
             queue_token_reads(pipe, keys, alias, now_ms)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from jobs.logs import get_logger
+from jobs.redis_conn import as_text
 from jobs.token_state import TOKEN_STATES, decode_space, decode_token, queue_token_reads, space_key
 
 if TYPE_CHECKING:
@@ -69,10 +70,6 @@ def _id_ms(entry_id: str) -> int:
     return int(entry_id.split("-", 1)[0])
 
 
-def _text(value: object) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
 def _age_s(now_ms: int, then_ms: int) -> float:
     return max(0, now_ms - then_ms) / 1000
 
@@ -102,15 +99,15 @@ def _read_stream(
         state.group_lag = state.stream_length
         first = redis.xrange(keys.stream, "-", "+", count=1)
         if first:
-            state.backlog_oldest_age_s = _age_s(now_ms, _id_ms(_text(first[0][0])))
+            state.backlog_oldest_age_s = _age_s(now_ms, _id_ms(as_text(first[0][0])))
         return
-    last_delivered = _text(group["last-delivered-id"])
+    last_delivered = as_text(group["last-delivered-id"])
     state.group_pending = int(group["pending"])
     state.group_lag = _lag(redis, keys, group, last_delivered, state.stream_length, scan_limit)
     start = "-" if last_delivered == "0-0" else f"({last_delivered}"
     head = redis.xrange(keys.stream, start, "+", count=1)
     if head:
-        state.backlog_oldest_age_s = _age_s(now_ms, _id_ms(_text(head[0][0])))
+        state.backlog_oldest_age_s = _age_s(now_ms, _id_ms(as_text(head[0][0])))
     consumers = redis.xinfo_consumers(keys.stream, keys.group)
     state.group_consumers = len(consumers)
     state.consumers_live = _live_consumers(redis, keys, consumers, lease_ms)
@@ -120,7 +117,7 @@ def _read_stream(
 
 def _find_group(groups: Iterable[dict[str, Any]], name: str) -> dict[str, Any] | None:
     for group in groups:
-        if _text(group["name"]) == name:
+        if as_text(group["name"]) == name:
             return group
     return None
 
@@ -143,7 +140,7 @@ def _lag(
         delivered += len(page)
         if len(page) < _PAGE:
             return max(0, length - delivered)
-        start = f"({_text(page[-1][0])}"
+        start = f"({as_text(page[-1][0])}"
     log.warning("lag scan truncated; reporting length minus pending", limit=scan_limit)
     return max(0, length - int(group["pending"]))
 
@@ -154,8 +151,8 @@ def _live_consumers(redis: Redis, keys: Keys, consumers: list[dict[str, Any]], l
     A consumer that reads, renews its leases or reclaims resets its idle time; one that is
     SIGSTOPped or killed does neither and its liveness key expires.
     """
-    idle_by_name = {_text(c["name"]): int(c["idle"]) for c in consumers}
-    names = set(idle_by_name) | {_text(n) for n in redis.zrange(keys.consumers, 0, _PAGE - 1)}
+    idle_by_name = {as_text(c["name"]): int(c["idle"]) for c in consumers}
+    names = set(idle_by_name) | {as_text(n) for n in redis.zrange(keys.consumers, 0, _PAGE - 1)}
     ordered = sorted(names)
     with redis.pipeline(transaction=False) as pipe:
         for name in ordered:
@@ -173,7 +170,7 @@ def _read_pending(
 ) -> None:
     summary = redis.xpending(keys.stream, keys.group)
     if summary.get("min"):
-        state.pending_oldest_age_s = _age_s(now_ms, _id_ms(_text(summary["min"])))
+        state.pending_oldest_age_s = _age_s(now_ms, _id_ms(as_text(summary["min"])))
     seen = 0
     start = "-"
     max_idle_ms = 0
@@ -188,7 +185,7 @@ def _read_pending(
         seen += len(page)
         if len(page) < _PAGE:
             break
-        start = f"({_text(page[-1]['message_id'])}"
+        start = f"({as_text(page[-1]['message_id'])}"
     else:
         log.warning("pending scan truncated", limit=scan_limit)
     state.pending_max_idle_s = max_idle_ms / 1000
@@ -205,14 +202,14 @@ def _read_delayed(redis: Redis, keys: Keys, state: QueueState, *, now_ms: int, s
     members = redis.zrange(keys.delayed, 0, scan_limit - 1)
     with redis.pipeline(transaction=False) as pipe:
         for member in members:
-            pipe.hget(keys.job(_text(member)), "status")
+            pipe.hget(keys.job(as_text(member)), "status")
         statuses = pipe.execute()
-    state.waiting_for_quota = sum(1 for s in statuses if s is not None and _text(s) == "waiting_for_quota")
+    state.waiting_for_quota = sum(1 for s in statuses if s is not None and as_text(s) == "waiting_for_quota")
 
 
 def _read_tokens(redis: Redis, keys: Keys, *, now_ms: int) -> list[TokenState]:
     """Every token of the pool, decoded the way the admin view decodes it (jobs.token_state)."""
-    aliases = [_text(a) for a in redis.zrange(keys.tokens, 0, _PAGE - 1)]
+    aliases = [as_text(a) for a in redis.zrange(keys.tokens, 0, _PAGE - 1)]
     if not aliases:
         return []
     with redis.pipeline(transaction=False) as pipe:

@@ -24,7 +24,7 @@ import secrets
 import socket
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import msgspec
@@ -33,7 +33,7 @@ from redis.exceptions import RedisError
 from jobs.apikeys import ANONYMOUS, KeyRing, load_key_ring, webhook_secrets_for
 from jobs.keys import Keys
 from jobs.logs import get_logger
-from jobs.redis_conn import connect
+from jobs.redis_conn import as_text, connect
 from jobs.scripts import load_script
 from jobs.stop_signals import watch_stop_signals
 from jobs.store import now_ms
@@ -82,10 +82,6 @@ class Due:
     first_at: int
     progress_at: int
     token: str
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class Dispatcher:
@@ -146,7 +142,7 @@ class Dispatcher:
         )
         return [
             Due(
-                job_id=_text(flat[i]),
+                job_id=as_text(flat[i]),
                 head=flat[i + 1] if isinstance(flat[i + 1], bytes) else str(flat[i + 1]).encode(),
                 queued=int(flat[i + 2]),
                 failures=int(flat[i + 3]),
@@ -269,7 +265,7 @@ class Dispatcher:
                     error,
                 ],
             )
-        outcome = _text(outcome)
+        outcome = as_text(outcome)
         if outcome in ("delivered", "given_up", "gone", "superseded"):
             WEBHOOK_EVENTS.labels(result=outcome, key=key_id or ANONYMOUS).inc()
         if outcome in ("given_up", "gone"):
