@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 
 from consumers.errors import ErrorKind, QuotaWait, SpaceError
-from consumers.outage import REDIS_DOWN, Backoff
 from consumers.progress import ProgressWriter
 from consumers.retry import plan_failure
 from consumers.space_client import SpaceUpdate
+from jobs.backoff import Backoff
 from jobs.durable import NotDurable
 from jobs.logs import get_logger
 from jobs.model import JobRecord, Status
+from jobs.redis_conn import REDIS_DOWN
 from jobs.store import Claim, FollowersWaiting, JobStore, now_ms
 from metrics.definitions import (
     ENDS_NOT_DURABLE,

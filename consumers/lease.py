@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING
 import anyio
 from redis.exceptions import ResponseError
 
-from consumers.outage import REDIS_DOWN, Backoff
+from jobs.backoff import Backoff
 from jobs.logs import get_logger
-from jobs.redis_conn import as_text
+from jobs.redis_conn import REDIS_DOWN, as_text
 from jobs.scripts import load_script
 from metrics.definitions import CONSUMER_HEARTBEAT_GAP
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import anyio
 from redis.asyncio import Redis
 
-from consumers.outage import REDIS_DOWN, Backoff
 from consumers.space_call import SpaceCaller
 from consumers.tokens import TokenConfigError
 from consumers.worker import Consumer, ConsumerNameTaken
+from jobs.backoff import Backoff
 from jobs.blobs import open_blob_store
 from jobs.durable import Durability
 from jobs.keys import Keys
 from jobs.logs import get_logger
-from jobs.redis_conn import connect
+from jobs.redis_conn import REDIS_DOWN, connect
 from jobs.settings import Settings
 from jobs.store import JobStore
 from metrics.exposition import serve_process_metrics

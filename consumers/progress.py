@@ -14,10 +14,10 @@ import anyio
 import anyio.from_thread
 from anyio.lowlevel import EventLoopToken
 
-from consumers.outage import REDIS_DOWN
 from consumers.space_client import SpaceUpdate
 from jobs.logs import get_logger
 from jobs.model import Status
+from jobs.redis_conn import REDIS_DOWN
 from jobs.store import Claim, JobStore
 
 __all__ = ["ProgressWriter"]

@@ -61,7 +61,7 @@ log = get_logger("consumers.recovery")
 
 MIN_VERSION = (6, 2)
 RECLAIM_SCAN_MAX_S = 2.0  # longest pause between lease scans
-RECONNECT_MAX_S = 2.0  # consumers.outage.Backoff's cap: how soon a live consumer retries Redis
+RECONNECT_MAX_S = 2.0  # jobs.backoff.Backoff's cap: how soon a live consumer retries Redis
 DEAD_PER_SCAN = 32  # dead consumers looked at per heartbeat scan; drained ones leave the set
 
 # Why an entry changed hands: the `reason` label of ghibli_jobs_reclaimed_total.

@@ -14,13 +14,12 @@ the ones that are due back on the stream as new entries.
 
 from __future__ import annotations
 
-import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from consumers.errors import ErrorKind, QuotaWait, SpaceError
+from jobs.backoff import backoff_delay
 from jobs.model import Status
 from jobs.scripts import load_script
 from jobs.store import EVENTS_MAXLEN, now_ms
@@ -31,15 +30,7 @@ if TYPE_CHECKING:
     from jobs.keys import Keys
     from jobs.settings import Settings
 
-__all__ = ["DueMover", "Plan", "backoff_seconds", "plan_failure"]
-
-
-def backoff_seconds(
-    failures: int, base_s: float, cap_s: float, rand: Callable[[], float] = random.random
-) -> float:
-    """Full jitter: uniform in [0, min(cap, base * 2^(failures - 1))), so retries spread out."""
-    ceiling = min(cap_s, base_s * 2.0 ** min(max(failures - 1, 0), 30))
-    return float(rand() * ceiling)
+__all__ = ["DueMover", "Plan", "plan_failure"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +79,7 @@ def plan_failure(
     if failures >= settings.max_attempts:
         message = f"Gave up after {failures} failed calls; the last one: {error.message}"
         return Plan("dead_letter", error.code, message, count_failure=True)
-    delay = backoff_seconds(failures, settings.retry_base_seconds, settings.retry_cap_seconds)
+    delay = backoff_delay(failures, settings.retry_base_seconds, settings.retry_cap_seconds)
     return Plan(
         "retry",
         error.code,

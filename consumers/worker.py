@@ -24,12 +24,12 @@ from redis.exceptions import ResponseError
 
 from consumers.job_run import CANCELLED, MISSING, SHUTDOWN, TAKEN_OVER, JobRunner, Running
 from consumers.lease import Leases
-from consumers.outage import REDIS_DOWN, Backoff
 from consumers.recovery import MIN_VERSION, Reaper, Recovery, redis_version
 from consumers.retry import DueMover
+from jobs.backoff import Backoff
 from jobs.blobs import BlobStore, FileBlobStore
 from jobs.logs import get_logger
-from jobs.redis_conn import BLOCK_MS, is_unblocked_by_failover
+from jobs.redis_conn import BLOCK_MS, REDIS_DOWN, is_unblocked_by_failover
 from jobs.stop_signals import watch_stop_signals
 from jobs.store import ClaimRefused
 from metrics.definitions import (

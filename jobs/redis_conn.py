@@ -7,7 +7,7 @@ a fail-over the same way:
 - Sentinel: redis-py's Sentinel client with a pool that follows the primary closely
   (jobs/redis_sentinel.py): no connection to a primary the sentinels replaced or are replacing.
   Callers see `REDIS_DOWN` errors during the switch and retry with their usual outage back-off
-  (consumers/outage.py).
+  (jobs/backoff.py).
 - Cluster: redis-py's cluster client; it follows MOVED/ASK and routes each command and script by its
   key's slot. All keys share one hash tag, so everything goes to the node owning that slot.
 

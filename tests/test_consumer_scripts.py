@@ -15,7 +15,8 @@ import pytest
 
 from consumers.lease import RELEASE_IDLE_MS, Leases
 from consumers.recovery import Reaper, Reclaimer, redis_version
-from consumers.retry import DueMover, backoff_seconds
+from consumers.retry import DueMover
+from jobs.backoff import backoff_delay
 from jobs.dead_letters import DeadLetters
 from jobs.model import Status
 from jobs.store import Claim, ClaimRefused
@@ -303,7 +304,7 @@ async def test_only_gone_consumers_that_own_nothing_are_reaped(pipe: Pipeline) -
 
 
 def test_backoff_is_full_jitter_capped() -> None:
-    assert backoff_seconds(1, 2.0, 300.0, rand=lambda: 0.999) == pytest.approx(1.998)
-    assert backoff_seconds(4, 2.0, 300.0, rand=lambda: 0.5) == pytest.approx(8.0)
-    assert backoff_seconds(20, 2.0, 300.0, rand=lambda: 0.5) == pytest.approx(150.0)
-    assert backoff_seconds(3, 2.0, 300.0, rand=lambda: 0.0) == 0.0
+    assert backoff_delay(1, 2.0, 300.0, rand=lambda: 0.999) == pytest.approx(1.998)
+    assert backoff_delay(4, 2.0, 300.0, rand=lambda: 0.5) == pytest.approx(8.0)
+    assert backoff_delay(20, 2.0, 300.0, rand=lambda: 0.5) == pytest.approx(150.0)
+    assert backoff_delay(3, 2.0, 300.0, rand=lambda: 0.0) == 0.0

@@ -19,7 +19,6 @@ receiver sees each job's events in order. 410 Gone drops the job's remaining eve
 from __future__ import annotations
 
 import os
-import random
 import secrets
 import socket
 import time
@@ -31,6 +30,7 @@ import msgspec
 from redis.exceptions import RedisError
 
 from jobs.apikeys import ANONYMOUS, KeyRing, load_key_ring, webhook_secrets_for
+from jobs.backoff import Backoff, backoff_delay
 from jobs.keys import Keys
 from jobs.logs import get_logger
 from jobs.redis_conn import as_text, connect
@@ -64,8 +64,7 @@ class RetryPolicy:
 
     def delay_s(self, failures: int, retry_after_s: float | None = None) -> float:
         """Back-off after the `failures`-th failure (1, 2, ...): doubling, capped, jittered 50-100 %."""
-        backoff = min(self.cap_s, self.base_s * 2.0 ** max(0, failures - 1))
-        delay = backoff * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not a secret
+        delay = backoff_delay(failures, self.base_s, self.cap_s, jitter="half")
         if retry_after_s is not None:
             delay = max(delay, min(retry_after_s, self.cap_s))
         return delay
@@ -117,6 +116,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         """Claim and deliver until stop(); in-flight deliveries finish before it returns."""
+        outage = Backoff()
         async with anyio.create_task_group() as tg:
             while not self._stopping:
                 free = self._concurrency - self._in_flight
@@ -124,10 +124,14 @@ class Dispatcher:
                 if free > 0:
                     try:
                         claimed = await self._take(free)
-                    except (RedisError, OSError) as exc:
-                        log.warning("webhooks: redis unavailable", error=type(exc).__name__)
-                        await anyio.sleep(1.0)
+                    except (RedisError, OSError) as exc:  # an OOM or a demoted primary too: wait
+                        if not outage.failing:
+                            log.warning("webhooks: redis unavailable", error=type(exc).__name__)
+                        await anyio.sleep(outage.next_delay())
                         continue
+                    if outage.failing:
+                        log.info("webhooks: redis back")
+                        outage.reset()
                 for due in claimed:
                     self._in_flight += 1
                     tg.start_soon(self._handle, due)
