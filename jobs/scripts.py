@@ -35,7 +35,6 @@ class Scripts:
     """The job store's scripts."""
 
     def __init__(self, redis: Redis) -> None:
-        self.create = load_script(redis, "create")
         self.claim = load_script(redis, "claim")
         self.update = load_script(redis, "update")
         self.finish = load_script(redis, "finish")

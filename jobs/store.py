@@ -16,7 +16,7 @@ import msgspec
 from redis.exceptions import ResponseError
 
 from jobs.durable import Durability, NotDurable
-from jobs.model import JobParams, JobRecord, Status, params_to_hash
+from jobs.model import JobRecord, Status
 from jobs.redis_conn import as_text
 from jobs.scripts import Scripts, load_script
 
@@ -121,29 +121,6 @@ class JobStore:
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
-
-    async def create(
-        self,
-        job_id: str,
-        params: JobParams,
-        *,
-        input_key: str,
-        input_digest: str,
-        extra: Mapping[str, object] | None = None,
-    ) -> str | None:
-        """Store the job hash and append its stream entry together; None if the id exists."""
-        fields = {
-            **params_to_hash(params),
-            "input_key": input_key,
-            "input_digest": input_digest,
-            "created_at": now_ms(),
-            **(extra or {}),
-        }
-        entry = await self._scripts.create(
-            keys=[self.keys.job(job_id), self.keys.stream, self.keys.events],
-            args=[job_id, self.job_ttl_s, EVENTS_MAXLEN, *_flatten(fields)],
-        )
-        return None if entry is None else as_text(entry)
 
     async def get(self, job_id: str) -> JobRecord | None:
         raw = await self.redis.hgetall(self.keys.job(job_id))

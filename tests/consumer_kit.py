@@ -1,8 +1,9 @@
 """Helpers of the consumer tests: jobs queued through the real JobStore, consumers as real processes.
 
-Jobs are created with `JobStore.create` plus a blob put (what ingest does after validating an
-upload), which keeps tests that queue hundreds of jobs fast without skipping anything the
-consumers see.
+Jobs are queued with `Submissions.submit`, what ingest does after validating an upload (the
+photo's blob, the job hash and its stream entry), without HTTP: tests that queue hundreds of jobs
+stay fast without skipping anything the consumers see. The result cache is off so that every job
+runs (identical jobs in flight would otherwise share one Space call).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from jobs.keys import Keys
 from jobs.model import JobParams, JobRecord, Status, new_job_id
 from jobs.redis_conn import connect
 from jobs.store import JobStore
+from jobs.submit import Submissions
 from tests.photos import encode, landscape
 from tests.procs import Proc, base_env, free_port, ghibli, wait_until
 
@@ -40,14 +42,17 @@ class Pipeline:
     store: JobStore
     blobs: BlobStore
 
+    @property
+    def submissions(self) -> Submissions:
+        return Submissions(self.store, self.blobs, result_cache=False)
+
     async def submit(self, count: int = 1, *, prompt: str | None = None, size: int = 256) -> list[str]:
         ids: list[str] = []
         for i in range(count):
             job_id = new_job_id()
             params = JobParams(width=size, height=size, seed=i, **({"prompt": prompt} if prompt else {}))
-            await self.blobs.put(f"in/{job_id}", PHOTO, 3_600)
-            entry = await self.store.create(job_id, params, input_key=f"in/{job_id}", input_digest="test")
-            assert entry is not None
+            accepted = await self.submissions.submit(job_id, params, photo=PHOTO, input_digest="test")
+            assert accepted.outcome == "queued", accepted
             ids.append(job_id)
         return ids
 

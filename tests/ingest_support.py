@@ -15,9 +15,10 @@ from redis.asyncio import Redis
 from ingest.app import create_app
 from jobs.blobs import RedisBlobStore
 from jobs.keys import Keys
-from jobs.model import Status
+from jobs.model import JobParams, Status, new_job_id
 from jobs.settings import Settings, load_settings
 from jobs.store import Claim, FollowersWaiting, JobStore
+from jobs.submit import Submissions
 from tests.photos import encode, landscape
 from tests.procs import RedisServer, base_env
 
@@ -69,6 +70,15 @@ class Driver:
 
     async def close(self) -> None:
         await self.redis.aclose()
+
+    async def queue(self, params: JobParams, photo: bytes = b"photo") -> str:
+        """A job queued as ingest queues an accepted upload (no HTTP, no result cache)."""
+        job_id = new_job_id()
+        accepted = await Submissions(self.store, self.blobs, result_cache=False).submit(
+            job_id, params, photo=photo, input_digest="d"
+        )
+        assert accepted.outcome == "queued", accepted
+        return job_id
 
     async def claim_all(self) -> dict[str, Claim]:
         """Deliver every new entry to this driver and claim it; job id -> claim."""

@@ -11,10 +11,12 @@ from redis.asyncio import Redis
 from consumers.token_pool import Outcome, TokenPool
 from consumers.tokens import alias_of, load_tokens
 from ingest.app import create_app
+from jobs.blobs import RedisBlobStore
 from jobs.keys import Keys
 from jobs.model import JobParams, new_job_id
 from jobs.settings import load_settings
 from jobs.store import JobStore
+from jobs.submit import Submissions
 from tests.apps.runner import new_token
 from tests.procs import RedisServer, base_env
 
@@ -114,9 +116,12 @@ async def test_jobs_by_status_are_paged_without_repeats(redis_server: RedisServe
     redis = Redis.from_url(redis_server.url)
     store = JobStore(redis, Keys())
     await store.ensure_group()
+    submissions = Submissions(store, RedisBlobStore(redis, Keys()), result_cache=False)
     ids = [new_job_id() for _ in range(25)]
     for job_id in ids:
-        await store.create(job_id, JobParams(), input_key=f"in/{job_id}", input_digest="d")
+        assert (
+            await submissions.submit(job_id, JobParams(), photo=b"p", input_digest="d")
+        ).outcome == "queued"
     cancelled = set(ids[:7])
     for job_id in cancelled:
         assert await store.cancel(job_id) == "ok"

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from httpx_sse import aconnect_sse
 
-from jobs.model import JobParams, new_job_id
+from jobs.model import JobParams
 from tests.ingest_support import TERMINAL, Driver, picture, settings_for
 from tests.procs import RedisServer, base_env, free_port, ghibli, wait_until
 
@@ -65,9 +65,7 @@ async def driver(sse_redis: RedisServer) -> Any:
 
 
 async def new_job(driver: Driver) -> str:
-    job_id = new_job_id()
-    assert await driver.store.create(job_id, JobParams(seed=1), input_key="in/none", input_digest="d")
-    return job_id
+    return await driver.queue(JobParams(seed=1))
 
 
 Event = tuple[str, str, dict[str, Any]]
