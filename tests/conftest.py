@@ -1,9 +1,21 @@
-"""Shared fixtures: real redis-server processes and the real offline Space on free ports."""
+"""Shared fixtures: real redis-server processes and the real offline Space on free ports; and the
+guard that keeps the fast lane fast.
+
+Two tiers (docs/tests.md): a test that starts the pipeline's own processes (ingest, consumers,
+Gradio apps, `ghibli up`), a browser, nginx, Prometheus or a Redis topology is marked `system`;
+every other test is in the fast lane (`scripts/test --fast`), where only redis-server and the
+decode sandbox's workers may start. An unmarked test that starts anything else fails at once and
+says so, so the lane cannot silently grow slow.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import subprocess
+import sys
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,3 +61,42 @@ def procs() -> Iterator[list[Proc]]:
     yield started
     for proc in started:
         proc.stop()
+
+
+# --- the fast-lane guard ----------------------------------------------------------------------
+
+_in_fast_test = False
+
+
+def _allowed_in_fast_lane(args: Any) -> bool:
+    listed = isinstance(args, Sequence) and not isinstance(args, str)
+    argv = [os.fspath(a) for a in args] if listed else [args]
+    program = os.path.basename(str(argv[0])) if argv else ""
+    if program.startswith("redis-server"):
+        return True
+    return argv[:3] == [sys.executable, "-m", "sandbox.worker"]
+
+
+class _GuardedPopen(subprocess.Popen):  # type: ignore[type-arg]
+    def __init__(self, args: Any, *rest: Any, **kwargs: Any) -> None:
+        if _in_fast_test and not _allowed_in_fast_lane(args):
+            raise RuntimeError(
+                f"a fast-lane test started {args!r}: mark the test (or its module) "
+                "@pytest.mark.system, or start only redis-server (see docs/tests.md)"
+            )
+        super().__init__(args, *rest, **kwargs)
+
+
+subprocess.Popen = _GuardedPopen  # type: ignore[misc]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(
+    item: pytest.Item, nextitem: pytest.Item | None
+) -> Generator[None, object, object]:
+    global _in_fast_test  # noqa: PLW0603 - one flag for the whole process, read by _GuardedPopen
+    _in_fast_test = item.get_closest_marker("system") is None
+    try:
+        return (yield)
+    finally:
+        _in_fast_test = False

@@ -59,6 +59,7 @@ def alert_rules() -> list[tuple[Path, int, int, dict[str, Any]]]:
     return found
 
 
+@pytest.mark.system
 def test_rules_and_scrape_config_are_valid() -> None:
     checked = promtool("check", "rules", *RULES)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -66,6 +67,7 @@ def test_rules_and_scrape_config_are_valid() -> None:
     assert config.returncode == 0, config.stdout + config.stderr
 
 
+@pytest.mark.system
 def test_alert_unit_tests_pass() -> None:
     assert UNIT_TESTS
     result = promtool("test", "rules", *UNIT_TESTS)
@@ -92,6 +94,7 @@ def test_every_alert_has_labels_annotations_and_a_runbook_entry() -> None:
     assert names >= REQUIRED_ALERTS, REQUIRED_ALERTS - names
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(
     "mutation",
     [

@@ -11,8 +11,12 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from bench.report import COLUMNS
 from tests.procs import ROOT, base_env
+
+pytestmark = pytest.mark.system  # starts processes beyond redis-server (docs/tests.md)
 
 SECTIONS = {
     "1": "overhead",

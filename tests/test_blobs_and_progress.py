@@ -49,6 +49,7 @@ async def test_file_blobs_are_private_to_their_user_whatever_the_umask(tmp_path:
         assert stat.S_IMODE(file.stat().st_mode) == 0o600, file
 
 
+@pytest.mark.system
 async def test_progress_seen_by_viewers_never_goes_backwards(
     redis_server: RedisServer, procs: list[Proc], tmp_path: Path
 ) -> None:

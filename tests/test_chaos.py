@@ -24,7 +24,8 @@ from jobs.model import Status
 from tests.consumer_kit import consumer, logged, pipeline
 from tests.procs import Proc, RedisServer, start_space
 
-pytestmark = pytest.mark.anyio
+# System tier: starts processes beyond redis-server (docs/tests.md).
+pytestmark = [pytest.mark.system, pytest.mark.anyio]
 
 JOBS = 200
 PROCESSES = 3

@@ -9,11 +9,14 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from click.testing import CliRunner
 
 from ghibli.cli import cli
 from tests.photos import landscape
 from tests.procs import ROOT, RedisServer, base_env, free_port, ghibli, wait_until
+
+pytestmark = pytest.mark.system  # starts processes beyond redis-server (docs/tests.md)
 
 
 def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

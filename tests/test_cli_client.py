@@ -35,6 +35,8 @@ from tests.web_stack import (
     start_ingest,
 )
 
+pytestmark = pytest.mark.system  # starts processes beyond redis-server (docs/tests.md)
+
 CLI_TIMEOUT_S = 180
 
 

@@ -40,6 +40,8 @@ from tests.web_stack import (
     start_ingest,
 )
 
+pytestmark = pytest.mark.system  # starts processes beyond redis-server (docs/tests.md)
+
 CLI_TIMEOUT_S = 180
 ADMIN_SECRET = "admin-secret-for-the-cli-tests"
 ROWS, COLS = 40, 150

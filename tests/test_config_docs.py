@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from tests.procs import ROOT
 
 
@@ -20,6 +22,7 @@ def test_configuration_tables_match_the_code() -> None:
     )
 
 
+@pytest.mark.system
 def test_the_generator_runs_as_a_script() -> None:
     done = subprocess.run(
         [sys.executable, "scripts/config_docs.py"], cwd=ROOT, capture_output=True, text=True, check=True

@@ -19,7 +19,8 @@ import pytest
 from tests.photos import encode, landscape
 from tests.procs import Proc, RedisServer, base_env, free_port, ghibli, wait_until
 
-pytestmark = pytest.mark.anyio
+# System tier: starts processes beyond redis-server (docs/tests.md).
+pytestmark = [pytest.mark.system, pytest.mark.anyio]
 
 PER_CLIENT_CONNECTIONS = 256
 HEADER_TIMEOUT_S = 2.0

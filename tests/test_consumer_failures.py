@@ -19,7 +19,8 @@ from jobs.model import JobRecord, Status
 from tests.consumer_kit import ScriptedSpace, consumer, pipeline, start_scripted_space
 from tests.procs import Proc, RedisServer, base_env, ghibli
 
-pytestmark = pytest.mark.anyio
+# System tier: starts processes beyond redis-server (docs/tests.md).
+pytestmark = [pytest.mark.system, pytest.mark.anyio]
 
 MAX_ATTEMPTS = 3
 

@@ -30,7 +30,8 @@ from tests.consumer_kit import (
 )
 from tests.procs import Proc, RedisServer, wait_until
 
-pytestmark = pytest.mark.anyio
+# System tier: starts processes beyond redis-server (docs/tests.md).
+pytestmark = [pytest.mark.system, pytest.mark.anyio]
 
 HEARTBEAT_TIMEOUT_S = 5.0  # GHIBLI_HEARTBEAT_TIMEOUT_SECONDS' default
 LEASE_S = 30.0  # GHIBLI_LEASE_SECONDS' default

@@ -15,7 +15,8 @@ from tests import hostile, images
 from tests.consumer_kit import ScriptedSpace, consumer, pipeline, start_scripted_space
 from tests.procs import Proc, RedisServer
 
-pytestmark = pytest.mark.anyio
+# System tier: starts processes beyond redis-server (docs/tests.md).
+pytestmark = [pytest.mark.system, pytest.mark.anyio]
 
 
 @pytest.fixture(scope="module")

@@ -50,6 +50,7 @@ def start(
     return proc
 
 
+@pytest.mark.system
 async def test_a_zombie_cannot_overwrite_the_result_of_the_consumer_that_took_over(
     redis_server: RedisServer, scripted_space: ScriptedSpace, procs: list[Proc], tmp_path: Path
 ) -> None:
@@ -93,6 +94,7 @@ async def test_a_zombie_cannot_overwrite_the_result_of_the_consumer_that_took_ov
         assert len(calls) <= 2
 
 
+@pytest.mark.system
 async def test_sigterm_lets_the_running_call_finish_and_exits_0(
     redis_server: RedisServer, scripted_space: ScriptedSpace, procs: list[Proc], tmp_path: Path
 ) -> None:
@@ -117,6 +119,7 @@ async def test_sigterm_lets_the_running_call_finish_and_exits_0(
         assert not await pipe.redis.exists(pipe.keys.alive("graceful"))
 
 
+@pytest.mark.system
 async def test_a_call_still_running_after_the_grace_period_is_handed_over_at_once(
     redis_server: RedisServer, scripted_space: ScriptedSpace, procs: list[Proc], tmp_path: Path
 ) -> None:
@@ -150,6 +153,7 @@ async def test_a_call_still_running_after_the_grace_period_is_handed_over_at_onc
         assert logged(leaving, "handed back for immediate reclaim")
 
 
+@pytest.mark.system
 async def test_cancelled_jobs_are_not_started_and_running_ones_are_stopped(
     redis_server: RedisServer, scripted_space: ScriptedSpace, procs: list[Proc], tmp_path: Path
 ) -> None:
@@ -194,6 +198,7 @@ async def _until_drained(pipe: Pipeline, timeout_s: float = 30) -> None:
         await anyio.sleep(0.2)
 
 
+@pytest.mark.system
 async def test_one_stop_request_delivered_twice_is_not_a_second_request(
     redis_server: RedisServer, scripted_space: ScriptedSpace, procs: list[Proc], tmp_path: Path
 ) -> None:
@@ -213,6 +218,7 @@ async def test_one_stop_request_delivered_twice_is_not_a_second_request(
         assert [c["outcome"] for c in scripted_space.calls("slow twice")] == ["ok"]
 
 
+@pytest.mark.system
 async def test_sigquit_stops_at_once_and_hands_the_job_back(
     redis_server: RedisServer, scripted_space: ScriptedSpace, procs: list[Proc], tmp_path: Path
 ) -> None:

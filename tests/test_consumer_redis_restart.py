@@ -19,7 +19,8 @@ from jobs.model import Status
 from tests.consumer_kit import ScriptedSpace, calling, consumer, logged, pipeline, start_scripted_space
 from tests.procs import Proc, RedisServer, redis_binary
 
-pytestmark = pytest.mark.anyio
+# System tier: starts processes beyond redis-server (docs/tests.md).
+pytestmark = [pytest.mark.system, pytest.mark.anyio]
 
 JOBS = 24
 LEASE_S = 6  # renewed every 2 s: a loaded machine (load 20+) still renews in time

@@ -19,7 +19,8 @@ from jobs.model import Status
 from tests.consumer_kit import Pipeline, consumer, pipeline
 from tests.procs import Proc, RedisServer, start_space
 
-pytestmark = pytest.mark.anyio
+# System tier: starts processes beyond redis-server (docs/tests.md).
+pytestmark = [pytest.mark.system, pytest.mark.anyio]
 
 JOBS = 1000
 

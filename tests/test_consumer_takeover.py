@@ -160,6 +160,7 @@ async def test_a_name_is_held_by_one_process_and_freed_by_its_heartbeat_timeout(
     assert not await first.beat()  # and should the first wake up, it learns it lost the name
 
 
+@pytest.mark.system
 async def test_a_live_consumer_keeps_its_key_when_redis_is_out_of_memory(pipe: Pipeline) -> None:
     leases = Leases(pipe.redis, pipe.keys, "a", lease_s=30, heartbeat_timeout_s=3)
     assert await leases.beat()

@@ -89,6 +89,7 @@ def seconds(duration: str) -> float:
     return sum(float(n) * scale[u] for n, u in parts)
 
 
+@pytest.mark.system
 def test_compose_file_validates_and_defines_the_stack(tmp_path: Path) -> None:
     services = resolved()["services"]
     assert set(services) == {
@@ -122,6 +123,7 @@ def test_compose_file_validates_and_defines_the_stack(tmp_path: Path) -> None:
     assert "replica" in done.stderr
 
 
+@pytest.mark.system
 def test_grafana_needs_an_admin_password_and_allows_no_anonymous_access(tmp_path: Path) -> None:
     done = compose_config(tmp_path)
     assert done.returncode != 0
@@ -132,6 +134,7 @@ def test_grafana_needs_an_admin_password_and_allows_no_anonymous_access(tmp_path
     assert grafana["environment"]["GF_USERS_ALLOW_SIGN_UP"] == "false"
 
 
+@pytest.mark.system
 def test_redis_is_pinned_private_durable_and_never_evicts() -> None:
     services = resolved()["services"]
     redis = services["redis"]
@@ -155,6 +158,7 @@ def _secret_names(service: dict[str, Any]) -> set[str]:
     return {s if isinstance(s, str) else s["source"] for s in service.get("secrets", [])}
 
 
+@pytest.mark.system
 def test_secrets_are_files_that_each_service_mounts() -> None:
     config = resolved()
     defined = set(config["secrets"])
@@ -179,6 +183,7 @@ def test_secrets_are_files_that_each_service_mounts() -> None:
     assert re.search(r"^/?secrets/?$", (ROOT / ".gitignore").read_text(), re.M)
 
 
+@pytest.mark.system
 def test_every_service_command_and_healthcheck_is_a_real_cli_command() -> None:
     services = resolved()["services"]
     for name in OURS:
@@ -200,6 +205,7 @@ def test_every_service_command_and_healthcheck_is_a_real_cli_command() -> None:
         assert done.returncode == 0, done.stderr
 
 
+@pytest.mark.system
 def test_consumers_are_replicated_and_get_their_grace_period() -> None:
     consumer = resolved()["services"]["consumer"]
     assert consumer["deploy"]["replicas"] == 3
@@ -210,6 +216,7 @@ def test_consumers_are_replicated_and_get_their_grace_period() -> None:
     assert seconds(consumer["stop_grace_period"]) >= grace + 10
 
 
+@pytest.mark.system
 def test_ingest_is_published_on_loopback_by_default() -> None:
     ingest = resolved()["services"]["ingest"]
     (port,) = ingest["ports"]
@@ -228,6 +235,7 @@ def test_bind_mounts_exist_in_the_repository() -> None:
             assert (ROOT / source).exists(), f"{name} mounts {source}, which is not in the repository"
 
 
+@pytest.mark.system
 def test_prometheus_scrapes_what_the_stack_runs() -> None:
     config = resolved()
     services = config["services"]
@@ -256,6 +264,7 @@ def test_prometheus_scrapes_what_the_stack_runs() -> None:
     assert seen == set(ports)
 
 
+@pytest.mark.system
 @pytest.mark.skipif(shutil.which("redis-cli") is None, reason="redis-cli comes with Debian's redis-server")
 def test_the_compose_redis_passes_the_doctor(tmp_path: Path) -> None:
     """Run the Redis service's own command (and its healthcheck) and ask `ghibli doctor` about it."""
@@ -313,6 +322,7 @@ def test_the_compose_redis_passes_the_doctor(tmp_path: Path) -> None:
         server.wait(20)
 
 
+@pytest.mark.system
 def test_the_offline_space_gets_no_secrets(tmp_path: Path) -> None:
     """It needs neither Redis nor tokens: not the .env (ADMIN_SECRET, API keys, webhook secret,
     tokens) and no secret file, only its own settings."""

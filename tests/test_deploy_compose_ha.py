@@ -28,6 +28,8 @@ from jobs.redis_url import parse_redis_url
 from jobs.settings import load_settings
 from tests.procs import ROOT, base_env, free_port, port_open, redis_binary, wait_until
 
+pytestmark = pytest.mark.system  # starts processes beyond redis-server (docs/tests.md)
+
 FILES = ("docker-compose.yml", "docker-compose.ha.yml")
 GHIBLI = ("ingest", "consumer", "webhooks", "metrics-exporter")
 NODES = ("redis", "redis-replica-1", "redis-replica-2")

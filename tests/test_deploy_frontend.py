@@ -24,6 +24,8 @@ from tests.nginx_kit import PROXY_ADDRESS, bind_to_proxy_address, nginx_binary, 
 from tests.photos import encode, landscape
 from tests.procs import ROOT, Proc, RedisServer, base_env, free_port, ghibli, wait_until
 
+pytestmark = pytest.mark.system  # starts processes beyond redis-server (docs/tests.md)
+
 CONF = ROOT / "ops/nginx/frontend.conf"
 REQUESTS_PER_MINUTE = 8
 HOLD_S = 3.0

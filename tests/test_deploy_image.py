@@ -207,6 +207,7 @@ def start_outside_the_repository(argv: list[str], env: dict[str, str], cwd: Path
     return proc
 
 
+@pytest.mark.system
 @pytest.mark.timeout(900)
 def test_the_image_environment_runs_every_role_and_passes_its_healthchecks(tmp_path: Path) -> None:
     venv = build_image_env(tmp_path)

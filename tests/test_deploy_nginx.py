@@ -32,6 +32,8 @@ from tests.nginx_kit import (
 from tests.photos import encode, landscape
 from tests.procs import ROOT, Proc, RedisServer, base_env, free_port, ghibli, wait_until
 
+pytestmark = pytest.mark.system  # starts processes beyond redis-server (docs/tests.md)
+
 CONF = ROOT / "ops/nginx/ghibli.conf"
 SUBMITS_PER_MINUTE = 6
 BODY_TIMEOUT_S = 2

@@ -79,6 +79,7 @@ def start_consumer(env: dict[str, str], log_dir: Path, procs: list[Proc]) -> Pro
     return consumer
 
 
+@pytest.mark.system
 def test_good_setup_passes_every_check(tmp_path: Path, space_url: str, procs: list[Proc]) -> None:
     redis = good_redis(tmp_path)
     try:
@@ -110,6 +111,7 @@ def test_good_setup_passes_every_check(tmp_path: Path, space_url: str, procs: li
         redis.stop()
 
 
+@pytest.mark.system
 def test_allkeys_eviction_and_no_aof_are_flagged(tmp_path: Path) -> None:
     redis = RedisServer(tmp_path / "redis", extra=("--maxmemory-policy", "allkeys-lru")).start()
     try:
@@ -146,6 +148,7 @@ def test_volatile_eviction_is_flagged_too(tmp_path: Path) -> None:
         redis.stop()
 
 
+@pytest.mark.system
 def test_missing_stream_and_group_and_no_consumers(tmp_path: Path) -> None:
     redis = good_redis(tmp_path)
     try:

@@ -19,6 +19,7 @@ from tests.procs import Proc, RedisServer, base_env, ghibli
 pytestmark = pytest.mark.anyio
 
 
+@pytest.mark.system
 async def test_photo_becomes_a_stylized_picture_of_the_requested_size(
     redis_server: RedisServer, space_url: str, procs: list[Proc], tmp_path: Path
 ) -> None:

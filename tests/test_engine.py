@@ -46,6 +46,7 @@ def test_a_space_id_or_hf_space_url_needs_no_probe() -> None:
     assert engine_from_title("My \x1b[31mGPU\x00 copy").name == "My [31mGPU copy"  # nothing unprintable
 
 
+@pytest.mark.system
 async def test_the_offline_space_is_named_the_demo_engine_everywhere(
     redis_server: RedisServer, offline_space: str
 ) -> None:
@@ -63,6 +64,7 @@ async def test_the_offline_space_is_named_the_demo_engine_everywhere(
         assert offline_space.rstrip("/") not in str(ready) + str(status)
 
 
+@pytest.mark.system
 async def test_a_space_id_and_a_self_hosted_app(redis_server: RedisServer, self_hosted: str) -> None:
     async with api(settings_for(redis_server, GHIBLI_SPACE=HF_SPACE)) as client:
         assert (await client.get("/readyz")).json()["engine"] == {"kind": "space", "name": HF_SPACE}
@@ -71,6 +73,7 @@ async def test_a_space_id_and_a_self_hosted_app(redis_server: RedisServer, self_
     assert engine == {"kind": "self-hosted", "name": "quota test Space"}
 
 
+@pytest.mark.system
 async def test_an_unreachable_url_is_unknown_until_it_answers(offline_space: str) -> None:
     dead = EngineProbe(f"http://127.0.0.1:{free_port()}/")
     assert (await dead.refresh()).kind == "unknown"

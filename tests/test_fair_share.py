@@ -68,6 +68,7 @@ def problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
     return body
 
 
+@pytest.mark.system
 def test_an_anonymous_client_has_a_cap_on_unfinished_jobs(ingest: str, redis_server: RedisServer) -> None:
     jobs = [submit(ingest, "198.51.100.7", seed) for seed in range(MAX_UNFINISHED)]
     assert [r.status_code for r in jobs] == [202] * MAX_UNFINISHED
@@ -91,6 +92,7 @@ def test_an_anonymous_client_has_a_cap_on_unfinished_jobs(ingest: str, redis_ser
     assert submit(ingest, "198.51.100.7", 400).status_code == 202
 
 
+@pytest.mark.system
 def test_a_client_has_a_cap_on_stored_bytes_per_window(ingest: str, redis_server: RedisServer) -> None:
     clients = ["203.0.113.1", "203.0.113.2", "203.0.113.3"]
     accepted = 0
@@ -115,6 +117,7 @@ def test_a_client_has_a_cap_on_stored_bytes_per_window(ingest: str, redis_server
     assert submit(ingest, clients[2], 50).status_code == 202  # another client's bytes are its own
 
 
+@pytest.mark.system
 def test_idempotency_keys_of_anonymous_clients_are_their_own(ingest: str) -> None:
     def post(client: str) -> httpx.Response:
         return httpx.post(

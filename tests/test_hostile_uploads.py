@@ -21,7 +21,8 @@ from tests import hostile, images
 from tests.photos import encode, landscape
 from tests.procs import Proc, RedisServer, base_env, free_port, ghibli, wait_until
 
-pytestmark = pytest.mark.anyio
+# System tier: starts processes beyond redis-server (docs/tests.md).
+pytestmark = [pytest.mark.system, pytest.mark.anyio]
 
 
 @dataclass

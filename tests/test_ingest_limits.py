@@ -112,6 +112,7 @@ def ingest_server(redis_server: RedisServer, procs: list[Proc], tmp_path: Path) 
     return start
 
 
+@pytest.mark.system
 def test_x_forwarded_for_from_a_trusted_proxy(ingest_server: Any) -> None:
     url, _proc = ingest_server(GHIBLI_TRUSTED_PROXIES="127.0.0.1", GHIBLI_RATE_LIMIT_REQUESTS="1")
     status = url + "/v1/jobs/" + "0" * 32
@@ -125,6 +126,7 @@ def test_x_forwarded_for_from_a_trusted_proxy(ingest_server: Any) -> None:
     assert get("6.6.6.6, 198.51.100.1") == 429  # a spoofed left part does not buy a new bucket
 
 
+@pytest.mark.system
 def test_x_forwarded_for_is_ignored_without_trusted_proxies(ingest_server: Any) -> None:
     url, _proc = ingest_server(GHIBLI_RATE_LIMIT_REQUESTS="1")
     status = url + "/v1/jobs/" + "0" * 32
@@ -132,6 +134,7 @@ def test_x_forwarded_for_is_ignored_without_trusted_proxies(ingest_server: Any) 
     assert httpx.get(status, headers={"X-Forwarded-For": "198.51.100.2"}, timeout=10).status_code == 429
 
 
+@pytest.mark.system
 def test_request_logs_carry_no_bodies_or_secrets(ingest_server: Any) -> None:
     url, proc = ingest_server()
     secrets = {"prompt": "my-private-prompt-4471", "key": "idem-secret-9921", "bearer": "bearer-secret-1234"}

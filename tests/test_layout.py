@@ -94,6 +94,7 @@ def test_modules_stay_small() -> None:
     assert stale == [], f"no longer over {LINE_CAP} lines, drop from OVER_THE_CAP: {stale}"
 
 
+@pytest.mark.system
 def test_ingest_and_consumers_start_without_loading_the_gradio_server() -> None:
     probe = (
         "import sys\n"

@@ -7,7 +7,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.procs import ROOT
+
+pytestmark = pytest.mark.system  # starts processes beyond redis-server (docs/tests.md)
 
 _PROGRAM = """
 import logging

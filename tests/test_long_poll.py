@@ -18,7 +18,8 @@ import pytest
 from tests.ingest_support import Driver, photo_bytes, picture, settings_for
 from tests.procs import RedisServer, base_env, free_port, ghibli, wait_until
 
-pytestmark = pytest.mark.anyio
+# System tier: starts processes beyond redis-server (docs/tests.md).
+pytestmark = [pytest.mark.system, pytest.mark.anyio]
 
 HELD_PER_CLIENT = 8  # GHIBLI_MAX_STREAMS_PER_CLIENT here: held requests take stream slots
 BOUND_S = 8.0  # long enough for 32 requests to arrive on a loaded machine before any is answered

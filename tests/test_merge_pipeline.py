@@ -17,6 +17,8 @@ from tests.ingest_support import photo_bytes
 from tests.procs import Proc, RedisServer, start_space
 from tests.web_stack import Ingest, stack_env, start_consumer, start_ingest
 
+pytestmark = pytest.mark.system  # starts processes beyond redis-server (docs/tests.md)
+
 SPACE_DELAY_S = 3.0
 TERMINAL = ("succeeded", "failed", "cancelled")
 

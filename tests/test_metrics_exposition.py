@@ -16,6 +16,8 @@ from metrics.exposition import MULTIPROC_ENV, serve_process_metrics
 from tests.photos import encode, landscape
 from tests.procs import Proc, RedisServer, base_env, free_port, ghibli, wait_until
 
+pytestmark = pytest.mark.system  # starts processes beyond redis-server (docs/tests.md)
+
 
 def promtool_check_metrics(text: str) -> None:
     """`promtool check metrics` reads an exposition on stdin and lints names, types and help."""

@@ -41,7 +41,8 @@ from tests.photos import encode, landscape
 from tests.procs import Proc, RedisServer, base_env, free_port, ghibli, wait_until
 from tests.test_metrics_exposition import promtool_check_metrics
 
-pytestmark = pytest.mark.timeout(420)
+# System tier: starts processes beyond redis-server (docs/tests.md).
+pytestmark = [pytest.mark.system, pytest.mark.timeout(420)]
 
 KEYS = Keys()
 LEASE_S = 12  # well above the heartbeat timeout (5 s): the killed consumer's job moves on by heartbeat

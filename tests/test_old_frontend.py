@@ -35,7 +35,11 @@ PAGE_DIR = Path(__file__).parent / "apps"
 SPACE_DELAY_S = 45.0
 OLD_PROMPT = "Ghibli Studio style, Charming hand-drawn anime-style illustration"
 
-pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed")
+# System tier: starts processes beyond redis-server (docs/tests.md).
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed"),
+]
 
 
 @pytest.fixture(scope="module")

@@ -137,6 +137,7 @@ CHECKS = [
 ]
 
 
+@pytest.mark.system
 @schema.parametrize()
 @hypothesis.settings(
     max_examples=25,

@@ -30,6 +30,8 @@ from tests.procs import ROOT, Proc, base_env, free_port, ghibli, start_space, wa
 from tests.web_stack import start_consumer, start_ingest
 from tests.webhook_kit import Receiver, make_key, wait_for, webhook_env
 
+pytestmark = pytest.mark.system  # starts processes beyond redis-server (docs/tests.md)
+
 __all__ = ["ha_space"]  # a fixture (tests/failover_kit.py)
 
 ADMIN = "cluster-admin-secret-0123456789"

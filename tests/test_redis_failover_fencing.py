@@ -30,7 +30,8 @@ from tests.consumer_kit import Pipeline, pipeline
 from tests.ingest_support import api, photo_bytes, settings_for
 from tests.procs import RedisServer, wait_until
 
-pytestmark = pytest.mark.anyio
+# System tier: starts processes beyond redis-server (docs/tests.md).
+pytestmark = [pytest.mark.system, pytest.mark.anyio]
 
 
 @pytest.fixture

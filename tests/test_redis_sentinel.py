@@ -24,7 +24,8 @@ from tests.failover_kit import CONCURRENCY, CONSUMERS, Stack, chaos, ha_space
 from tests.ha_kit import SentinelSet, sigkill
 from tests.procs import ROOT, Proc, base_env, free_port, ghibli, wait_until
 
-pytestmark = pytest.mark.anyio
+# System tier: starts processes beyond redis-server (docs/tests.md).
+pytestmark = [pytest.mark.system, pytest.mark.anyio]
 __all__ = ["ha_space"]  # a fixture (tests/failover_kit.py)
 
 

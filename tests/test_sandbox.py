@@ -209,25 +209,35 @@ async def test_turns_go_to_the_client_with_the_fewest_decodes_running() -> None:
 
 
 async def test_waiting_is_capped_per_client_and_in_all() -> None:
-    slow = hostile.png_memory_bomb(2500)
-    limits = PoolLimits(workers=1, timeout_seconds=60, per_client_waiting=2, max_waiting=3)
-    codes: list[str] = []
+    # The one worker is held by a scan bomb that runs until its CPU limit (2 s of CPU: seconds of
+    # wall time however loaded the machine), so every later request finds it busy. An ordinary
+    # slow decode could finish before the last request arrives on a fast or idle machine.
+    blocker = hostile.progressive_scan_bomb(side=6000, repeats=8000)
+    limits = PoolLimits(workers=1, cpu_seconds=2, timeout_seconds=60, per_client_waiting=2, max_waiting=3)
+    codes: dict[str, list[str]] = {}
     async with DecodePool(limits) as pool:
         await ready(pool, 1)
 
-        async def decode(client: str) -> None:
+        async def decode(name: str, client: str, data: bytes, max_scans: int = 100) -> None:
             try:
-                await pool.normalize(slow, max_pixels=MAX_PIXELS, client=client)
-                codes.append("ok")
+                await pool.normalize(data, max_pixels=MAX_PIXELS, max_scans=max_scans, client=client)
+                codes.setdefault(name, []).append("ok")
             except ImageRefused as exc:
-                codes.append(exc.code)
+                codes.setdefault(name, []).append(exc.code)
 
         async with anyio.create_task_group() as tg:
-            for client in ("a", "a", "a", "a", "b", "c"):
-                tg.start_soon(decode, client)
+            tg.start_soon(decode, "blocker", "a", blocker, 100_000)
+            await anyio.sleep(0.05)
+            for client in ("a", "a", "a", "b", "c"):
+                tg.start_soon(decode, client, client, HONEST)
                 await anyio.sleep(0.05)
-    # a: one running, two waiting, the fourth refused; b waits; c finds the queue full.
-    assert sorted(codes) == sorted(["ok", "ok", "ok", "too_many_decodes", "ok", "decoder_busy"]), codes
+    # a: one running, two waiting, the fourth refused; b waits (3 waiting in all); c finds it full.
+    assert {name: sorted(found) for name, found in codes.items()} == {
+        "blocker": ["image_too_complex"],
+        "a": ["ok", "ok", "too_many_decodes"],
+        "b": ["ok"],
+        "c": ["decoder_busy"],
+    }, codes
 
 
 async def test_a_worker_is_recycled_after_many_tasks(monkeypatch: pytest.MonkeyPatch) -> None:

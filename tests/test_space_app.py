@@ -70,6 +70,7 @@ def log_lines(log: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
 
 
+@pytest.mark.system
 def test_view_api_shows_the_spaces_exact_eight_parameters(space: tuple[str, Path]) -> None:
     client = Client(space[0], verbose=False, token=False)
     info = client.view_api(print_info=False, return_format="dict")
@@ -104,6 +105,7 @@ def test_view_api_shows_the_spaces_exact_eight_parameters(space: tuple[str, Path
     }
 
 
+@pytest.mark.system
 def test_a_call_gets_the_picture_and_named_progress_steps(space: tuple[str, Path], photo: Path) -> None:
     client = Client(space[0], verbose=False, token=False)
     job = client.submit(
@@ -140,6 +142,7 @@ def test_a_call_gets_the_picture_and_named_progress_steps(space: tuple[str, Path
     assert out.format == "WEBP"
 
 
+@pytest.mark.system
 def test_same_seed_same_picture_other_seed_other_picture(space: tuple[str, Path], photo: Path) -> None:
     client = Client(space[0], verbose=False, token=False)
     first, again, other = (call(client, photo, seed=s) for s in (5, 5, 6))
@@ -156,6 +159,7 @@ def test_same_seed_same_picture_other_seed_other_picture(space: tuple[str, Path]
     assert min(np.abs(a - plain).mean(), np.abs(a - plain_crop).mean()) > 8
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(
     ("image", "size"),
     [
@@ -178,6 +182,7 @@ def test_odd_uploads_are_painted_at_the_requested_size(
         assert np.asarray(out.convert("L")).mean() > 180
 
 
+@pytest.mark.system
 def test_call_log_has_one_line_per_call_with_the_token_alias_only(
     space: tuple[str, Path], photo: Path
 ) -> None:
@@ -309,6 +314,7 @@ def test_space_help_documents_the_fault_options() -> None:
     assert "queue_full" in result.output
 
 
+@pytest.mark.system
 def test_sizes_outside_the_sliders_are_refused(space: tuple[str, Path], photo: Path) -> None:
     client = Client(space[0], verbose=False, token=False)
     with pytest.raises(AppError, match="1088"):

@@ -85,6 +85,7 @@ QUOTA_VARIANTS = [
 ]
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(("variant", "retry", "parsed", "requested"), QUOTA_VARIANTS)
 def test_every_zerogpu_quota_text_is_quota_with_its_retry_time(
     space: QuotaSpace,
@@ -108,6 +109,7 @@ def test_every_zerogpu_quota_text_is_quota_with_its_retry_time(
     assert token not in error.message
 
 
+@pytest.mark.system
 def test_the_retry_time_follows_the_tokens_window(space: QuotaSpace, photo: Path) -> None:
     token = new_token()
     space.set_token(token, allowed=1, window_s=300, quota="free")
@@ -122,6 +124,7 @@ def test_the_retry_time_follows_the_tokens_window(space: QuotaSpace, photo: Path
     assert 280 <= caught.value.retry_after_s <= 300
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(
     ("mode", "kind", "code"),
     [
@@ -143,12 +146,14 @@ def test_other_zerogpu_errors(space: QuotaSpace, photo: Path, mode: str, kind: E
         assert error.retry_after_s == 60
 
 
+@pytest.mark.system
 def test_out_of_range_values_are_rejected_for_good(space: QuotaSpace, photo: Path) -> None:
     error = classify(_raw_error(space, photo, False, width=2048))
     assert (error.kind, error.code) == (ErrorKind.PERMANENT, "space_rejected")
     assert "1024" in error.message
 
 
+@pytest.mark.system
 def test_unknown_arguments_are_a_permanent_signature_error(space: QuotaSpace, photo: Path) -> None:
     error = classify(_raw_error(space, photo, False, strength=0.5))
     assert isinstance(error.__cause__ or error, SpaceError)
@@ -162,6 +167,7 @@ def test_a_refused_connection_is_transient(tmp_path: Path) -> None:
     assert (caught.value.kind, caught.value.code) == (ErrorKind.TRANSIENT, "network")
 
 
+@pytest.mark.system
 def test_a_missing_endpoint_is_broken_with_a_clear_message(space: QuotaSpace, tmp_path: Path) -> None:
     session = SpaceSession(space.url + "other/", None, download_dir=tmp_path)
     with pytest.raises(SpaceError) as caught:
@@ -171,6 +177,7 @@ def test_a_missing_endpoint_is_broken_with_a_clear_message(space: QuotaSpace, tm
     assert "/generate" in caught.value.message  # what the app has instead
 
 
+@pytest.mark.system
 def test_the_older_six_parameter_app_works(space: QuotaSpace, photo: Path) -> None:
     session = SpaceSession(space.url + "v6/", None, download_dir=photo.parent / "dl")
     data = session.generate(
@@ -181,6 +188,7 @@ def test_the_older_six_parameter_app_works(space: QuotaSpace, photo: Path) -> No
     assert len(data) > 100
 
 
+@pytest.mark.system
 def test_a_full_queue_is_transient(space: QuotaSpace, photo: Path) -> None:
     token = new_token()
     space.set_token(token, mode="slow", sleep_s=3)
@@ -216,6 +224,7 @@ def test_a_full_queue_is_transient(space: QuotaSpace, photo: Path) -> None:
     assert [(e.kind, e.code) for e in errors] == [(ErrorKind.TRANSIENT, "space_queue_full")]
 
 
+@pytest.mark.system
 def test_the_call_deadline_is_a_transient_timeout(space: QuotaSpace, photo: Path) -> None:
     token = new_token()
     space.set_token(token, mode="slow", sleep_s=5)
@@ -227,6 +236,7 @@ def test_the_call_deadline_is_a_transient_timeout(space: QuotaSpace, photo: Path
     assert (caught.value.kind, caught.value.code) == (ErrorKind.TRANSIENT, "timeout")
 
 
+@pytest.mark.system
 @pytest.mark.parametrize(
     ("mode", "code"), [("wrong_size", "result_wrong_size"), ("echo_input", "result_is_input")]
 )
@@ -251,6 +261,7 @@ def test_a_picture_that_is_not_the_requested_one_is_an_error(
     assert (caught.value.kind, caught.value.code) == (ErrorKind.PERMANENT, code)
 
 
+@pytest.mark.system
 def test_progress_units_become_phase_progress_and_eta(space: QuotaSpace, photo: Path) -> None:
     token = new_token()
     space.set_token(token, delay_s=2.0)
@@ -318,6 +329,7 @@ def test_the_docs_list_every_error_code() -> None:
             assert f"`{code}`" in readme, code
 
 
+@pytest.mark.system
 def test_downloads_leave_nothing_behind(space: QuotaSpace, photo: Path, tmp_path: Path) -> None:
     session = SpaceSession(space.url, None, download_dir=tmp_path / "dl")
     session.generate(photo, JobParams(width=320, height=256), timeout_s=60, on_update=print, should_stop=bool)

@@ -19,7 +19,8 @@ from jobs.model import JobParams
 from tests.ingest_support import TERMINAL, Driver, picture, settings_for
 from tests.procs import RedisServer, base_env, free_port, ghibli, wait_until
 
-pytestmark = pytest.mark.anyio
+# System tier: starts processes beyond redis-server (docs/tests.md).
+pytestmark = [pytest.mark.system, pytest.mark.anyio]
 
 
 @pytest.fixture(scope="module")

@@ -44,6 +44,7 @@ def test_tokens_go_in_clear_text_only_where_allowed(space: str, allowed: str, ok
     check_token_transport(space, NONE, allowed)  # anonymous calls carry nothing to leak
 
 
+@pytest.mark.system
 def test_a_consumer_with_tokens_refuses_to_start_against_a_plain_http_space(tmp_path: Path) -> None:
     env = base_env(
         REDIS_URL="redis://127.0.0.1:9/0",  # never reached: the check comes first

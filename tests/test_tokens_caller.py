@@ -30,7 +30,8 @@ from tests.apps.runner import QuotaSpace, new_token
 from tests.photos import encode, landscape
 from tests.procs import RedisServer, base_env
 
-pytestmark = pytest.mark.anyio
+# System tier: starts processes beyond redis-server (docs/tests.md).
+pytestmark = [pytest.mark.system, pytest.mark.anyio]
 
 PARAMS = JobParams(width=320, height=256, seed=3)
 

@@ -37,7 +37,8 @@ from tests.photos import encode, landscape
 from tests.procs import Proc, RedisServer, base_env, free_port, ghibli
 from tests.redis_scan import redis_contents
 
-pytestmark = pytest.mark.anyio
+# System tier: starts processes beyond redis-server (docs/tests.md).
+pytestmark = [pytest.mark.system, pytest.mark.anyio]
 
 ADMIN = "admin-secret-for-tests-0123456789"
 TERMINAL = ("succeeded", "failed", "cancelled")

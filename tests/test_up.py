@@ -28,6 +28,7 @@ from tests.procs import ROOT, RedisServer, base_env, children_of, free_port, ghi
 from tests.pty_kit import PtyProc
 
 
+@pytest.mark.system
 def test_up_submit_and_clean_shutdown(tmp_path: Path) -> None:
     port, redis_port, space_port = free_port(), free_port(), free_port()
     env = base_env(GHIBLI_PORT=str(port), GHIBLI_SHUTDOWN_GRACE_SECONDS="5")
@@ -231,6 +232,7 @@ def test_who_sent_a_stop_signal_decides_what_it_means(
     assert [policy.classify(Received(signum, source, at)) for signum, source, at in signals] == verdicts
 
 
+@pytest.mark.system
 def test_ctrl_c_finishes_the_running_job_and_stops_redis_last(tmp_path: Path) -> None:
     up = Up(tmp_path, space_delay=8).start("up.log")
     try:
@@ -265,6 +267,7 @@ def test_ctrl_c_finishes_the_running_job_and_stops_redis_last(tmp_path: Path) ->
     assert record["state"] == "stopped"
 
 
+@pytest.mark.system
 def test_two_ctrl_c_stop_at_once_and_the_job_runs_again_at_the_next_start(tmp_path: Path) -> None:
     up = Up(tmp_path, space_delay=60).start("up-1.log")
     try:
@@ -302,6 +305,7 @@ def test_two_ctrl_c_stop_at_once_and_the_job_runs_again_at_the_next_start(tmp_pa
         again.stop()
 
 
+@pytest.mark.system
 @pytest.mark.parametrize("part", ["ingest", "redis"])
 def test_a_taken_port_is_named_before_anything_starts(tmp_path: Path, part: str) -> None:
     with socket.socket() as busy:
@@ -353,6 +357,7 @@ def run_ghibli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedPr
     )
 
 
+@pytest.mark.system
 def test_other_commands_use_the_stack_up_started_and_name_it(tmp_path: Path) -> None:
     up = Up(tmp_path, space_delay=0).start("up.log")
     redis_url = f"redis://127.0.0.1:{up.redis_port}/0"
@@ -405,6 +410,7 @@ def test_other_commands_use_the_stack_up_started_and_name_it(tmp_path: Path) -> 
     ), after.stdout
 
 
+@pytest.mark.system
 def test_closing_the_terminal_stops_the_stack_in_order_too(tmp_path: Path) -> None:
     """SIGHUP from a hung-up terminal: `up` can no longer write there, and still stops in order."""
     up = Up(tmp_path, space_delay=8).start("up.log")

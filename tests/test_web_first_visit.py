@@ -23,7 +23,8 @@ from tests.web_page_kit import ARTIFACTS, JOB_TIMEOUT_MS, choose_photo, job_id_o
 from tests.web_stack import FAIL_SEED, Ingest, ScriptedConsumer, stack_env, start_ingest
 
 pytest_plugins = ["tests.web_page_kit"]
-pytestmark = needs_chromium
+# System tier: starts processes beyond redis-server (docs/tests.md).
+pytestmark = [pytest.mark.system, needs_chromium]
 
 DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}}
 PHONE: dict[str, Any] = {

@@ -35,7 +35,8 @@ STATIC_FILES = sorted(
     path.relative_to(STATIC_DIR).as_posix() for path in STATIC_DIR.rglob("*") if path.is_file()
 )
 
-pytestmark = needs_chromium
+# System tier: starts processes beyond redis-server (docs/tests.md).
+pytestmark = [pytest.mark.system, needs_chromium]
 
 
 # ---------------------------------------------------------------------------------------------

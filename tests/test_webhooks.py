@@ -212,6 +212,7 @@ async def test_each_event_is_captured_with_the_state_it_announces(redis_server: 
     await driver.close()
 
 
+@pytest.mark.system
 async def test_retries_keep_the_webhook_id_and_later_events_wait(
     redis_server: RedisServer, procs: list[Proc], tmp_path: Path
 ) -> None:
@@ -293,6 +294,7 @@ async def test_retries_keep_the_webhook_id_and_later_events_wait(
     ]
 
 
+@pytest.mark.system
 async def test_the_address_is_checked_again_at_delivery(
     redis_server: RedisServer, procs: list[Proc], tmp_path: Path
 ) -> None:
@@ -322,6 +324,7 @@ async def test_the_address_is_checked_again_at_delivery(
     assert webhook["delivered"] == 0
 
 
+@pytest.mark.system
 async def test_progress_is_throttled_and_overtaken_and_gone_stops_a_job(
     redis_server: RedisServer, procs: list[Proc], tmp_path: Path
 ) -> None:

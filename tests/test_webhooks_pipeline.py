@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 from standardwebhooks import Webhook
 
 from tests.photos import encode, landscape
@@ -15,6 +16,8 @@ from tests.procs import Proc, RedisServer, free_port, ghibli, start_space, wait_
 from tests.redis_scan import redis_contents
 from tests.web_stack import start_consumer, start_ingest
 from tests.webhook_kit import Receiver, make_key, wait_for, webhook_env
+
+pytestmark = pytest.mark.system  # starts processes beyond redis-server (docs/tests.md)
 
 
 def test_a_keyed_app_gets_signed_webhooks_and_no_secret_is_stored_or_shown(
