@@ -6,14 +6,14 @@ from typing import Any
 
 import click
 
-from ghibli.options import COMMON, configure_logs, settings_options
+from ghibli.options import COMMON, EXPORTER, configure_logs, settings_options
 from ghibli.stack import resolve_or_fail
 
 __all__ = ["metrics_exporter"]
 
 
 @click.command("metrics-exporter")
-@settings_options(*COMMON, "lease_seconds", "metrics_host", "exporter_port")
+@settings_options(*COMMON, *EXPORTER)
 def metrics_exporter(**values: Any) -> None:
     """Serve the queue's state from Redis as Prometheus gauges on /metrics.
 

@@ -6,23 +6,9 @@ from typing import Any
 
 import click
 
-from ghibli.options import COMMON, build_settings, configure_logs, settings_options
+from ghibli.options import COMMON, WEBHOOKS, build_settings, configure_logs, settings_options
 
 __all__ = ["WEBHOOKS", "webhooks"]
-
-WEBHOOKS = (
-    "api_keys_file",
-    "webhook_allow_http",
-    "webhook_allow_networks",
-    "webhook_timeout_seconds",
-    "webhook_retry_base_seconds",
-    "webhook_retry_cap_seconds",
-    "webhook_retry_window_seconds",
-    "webhook_progress_interval_seconds",
-    "webhook_concurrency",
-    "webhook_metrics_port",
-    "metrics_host",
-)
 
 
 @click.command("webhooks")

@@ -12,79 +12,36 @@ from typing import Any, TypeVar
 
 import click
 
+from jobs.setting_roles import ROLES
 from jobs.settings import Settings, SettingsError, iter_settings, load_settings
 
-__all__ = ["COMMON", "CONSUMER", "DECODE", "INGEST", "build_settings", "configure_logs", "settings_options"]
+__all__ = [
+    "COMMON",
+    "CONSUMER",
+    "DECODE",
+    "EXPORTER",
+    "INGEST",
+    "WEBHOOKS",
+    "build_settings",
+    "configure_logs",
+    "settings_options",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-COMMON = (
-    "redis_url",
-    "redis_password_file",
-    "key_prefix",
-    "stream_name",
-    "group_name",
-    "job_ttl_seconds",
-    "blob_ttl_seconds",
-    "blob_dir",
-    "log_level",
-    "log_format",
-)
-# The decode sandbox (sandbox/): ingest decodes uploads, consumers check the Space's pictures.
-DECODE = ("decode_workers", "decode_memory_mb", "decode_cpu_seconds", "decode_timeout_seconds")
-CONSUMER = (
-    "space",
-    "space_plaintext_hosts",
-    "call_timeout_seconds",
-    "hf_tokens_file",
-    "token_max_in_flight",
-    "quota_cooldown_seconds",
-    "gpu_seconds_per_call",
-    "breaker_open_seconds",
-    "concurrency",
-    "consumer_name",
-    "lease_seconds",
-    "heartbeat_seconds",
-    "heartbeat_timeout_seconds",
-    "shutdown_grace_seconds",
-    "max_attempts",
-    "max_deliveries",
-    "retry_base_seconds",
-    "retry_cap_seconds",
-    "metrics_port",
-    "metrics_host",
-)
-INGEST = (
-    "host",
-    "port",
-    "ingest_workers",
-    "max_upload_bytes",
-    "max_pixels",
-    "max_jpeg_scans",
-    "max_backlog",
-    "max_unfinished_per_client",
-    "max_stored_bytes_per_client",
-    "rate_limit_submits",
-    "rate_limit_requests",
-    "trusted_proxies",
-    "ipv6_client_prefix",
-    "allowed_origins",
-    "idempotency_ttl_seconds",
-    "result_cache",
-    "sse_keepalive_seconds",
-    "header_timeout_seconds",
-    "body_timeout_seconds",
-    "keepalive_timeout_seconds",
-    "max_connections_per_client",
-    "max_connections",
-    "max_streams_per_client",
-    "max_streams",
-    # API keys and webhook subscriptions (docs/webhooks.md); the keys themselves: environment only.
-    "api_keys_file",
-    "public_submissions",
-    "webhook_allow_http",
-    "webhook_allow_networks",
-)
+
+def _options(role: str) -> tuple[str, ...]:
+    """The settings of a role that are options: secrets are read from the environment only."""
+    secret = {info.name for info in iter_settings() if info.secret}
+    return tuple(name for name in ROLES[role] if name not in secret)
+
+
+COMMON = _options("common")
+DECODE = _options("decode")
+CONSUMER = _options("consumer")
+INGEST = _options("ingest")
+WEBHOOKS = _options("webhooks")
+EXPORTER = _options("exporter")
 
 
 _CLICK_TYPES: dict[type, click.ParamType[Any]] = {int: click.INT, float: click.FLOAT, bool: click.BOOL}

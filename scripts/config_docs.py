@@ -14,7 +14,8 @@ from pathlib import Path
 import click
 
 from ghibli.cli import cli
-from jobs.settings import iter_settings
+from jobs.setting_roles import ESSENTIAL, ROLE_TITLES, ROLES, roles_of
+from jobs.settings import SettingInfo, iter_settings
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 START, END = "<!-- config:start -->", "<!-- config:end -->"
@@ -28,13 +29,31 @@ def _cell(value: object) -> str:
     return f"`{text}`"
 
 
-def settings_table() -> str:
-    rows = [
+def _row(i: SettingInfo) -> str:
+    return (
         f"| `{i.env}` | {'(environment only)' if i.secret else f'`{i.option}`'} | "
         f"{_cell('' if i.secret else i.default)} | {i.help} |"
-        for i in iter_settings()
+    )
+
+
+def settings_tables() -> str:
+    """The essential settings first; then every other one under the first role that reads it."""
+    infos = {i.name: i for i in iter_settings()}
+    parts = [
+        "**The settings most deployments set:**",
+        "\n".join([HEADER, *(_row(infos[n]) for n in ESSENTIAL)]),
     ]
-    return "\n".join([HEADER, *rows])
+    for role, names in ROLES.items():
+        rest = [n for n in names if n not in ESSENTIAL and roles_of(n)[0] == role]
+        if not rest:
+            continue
+        rows = []
+        for name in rest:
+            also = [ROLE_TITLES[r].split(" (")[0].lower() for r in roles_of(name)[1:]]
+            row = _row(infos[name])
+            rows.append(row[:-2] + f" Also read by: {', '.join(also)}. |" if also else row)
+        parts += [f"**{ROLE_TITLES[role]}:**", "\n".join([HEADER, *rows])]
+    return "\n\n".join(parts)
 
 
 def command_table(name: str) -> str:
@@ -55,7 +74,7 @@ def command_table(name: str) -> str:
 
 
 def generated() -> str:
-    parts = [settings_table(), "Options that are not settings:", *(command_table(c) for c in COMMANDS)]
+    parts = [settings_tables(), "Options that are not settings:", *(command_table(c) for c in COMMANDS)]
     return "\n\n".join(parts)
 
 

@@ -29,3 +29,16 @@ def test_the_generator_runs_as_a_script() -> None:
     )
     assert "| `REDIS_URL` |" in done.stdout
     assert "| `GHIBLI_SPACE_PORT` | `--port` |" in done.stdout
+
+
+def test_every_setting_has_a_role_and_the_essential_ones_are_few() -> None:
+    from jobs.setting_roles import ESSENTIAL, ROLE_TITLES, ROLES
+    from jobs.settings import iter_settings
+
+    names = {info.name for info in iter_settings()}
+    assert set(ROLES) == set(ROLE_TITLES)
+    placed = {name for role in ROLES.values() for name in role}
+    assert names - placed == set(), "settings no role reads: add them to jobs/setting_roles.py"
+    assert placed - names == set(), "roles name settings that do not exist"
+    assert set(ESSENTIAL) <= names
+    assert 10 <= len(ESSENTIAL) <= 20
