@@ -21,12 +21,12 @@ import httpx
 
 from bench.procs import Proc, Stack, free_port, redis_binary, wait_until
 from bench.report import Report, Row, percentile, ratio
+from ingest.submit import Submissions
 from jobs.durable import Durability
 from jobs.keys import Keys
 from jobs.model import JobParams, new_job_id
 from jobs.redis_conn import connect
 from jobs.store import JobStore
-from jobs.submit import Submissions
 
 __all__ = ["run_durable"]
 

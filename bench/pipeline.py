@@ -1,6 +1,6 @@
 """Driving the pipeline: fill its queue, wait until it is drained, and run one job through HTTP.
 
-Throughput runs fill the queue through `jobs.submit.Submissions`, the very call ingest makes after
+Throughput runs fill the queue through `ingest.submit.Submissions`, the very call ingest makes after
 it has checked and normalized an upload, so the measured interval holds consumers, Redis and the
 Space, and not the uploads competing with them for the same two cores (ingest has its own section).
 """
@@ -16,11 +16,11 @@ from datetime import datetime
 import httpx
 from redis.asyncio import Redis
 
+from ingest.submit import Submissions
 from jobs.blobs import open_blob_store
 from jobs.keys import Keys
 from jobs.model import JobParams, new_job_id
 from jobs.store import JobStore
-from jobs.submit import Submissions
 from sandbox.photo import normalize_photo
 
 __all__ = ["Drained", "JobQueue", "JobTimes", "submit_and_watch"]

@@ -12,14 +12,14 @@ from ghibli.options import COMMON, settings_options
 from ghibli.stack import resolve_or_fail
 
 if TYPE_CHECKING:
-    from jobs.dead_letters import DeadLetters
+    from ghibli.dead_letters import DeadLetters
     from jobs.settings import Settings
 
 __all__ = ["dlq"]
 
 
 async def _with_dead_letters(settings: Settings, work: Any) -> Any:
-    from jobs.dead_letters import DeadLetters
+    from ghibli.dead_letters import DeadLetters
     from jobs.keys import Keys
     from jobs.redis_conn import connect
 

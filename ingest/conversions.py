@@ -17,10 +17,10 @@ from redis.exceptions import RedisError
 
 from ingest.disconnect import Receive, unless_disconnected
 from ingest.problems import Problem, image_problem
+from ingest.ratelimit import RateLimiter
 from jobs.blobs import BlobStore, converted_name
 from jobs.logs import get_logger
 from jobs.model import JobRecord
-from jobs.ratelimit import RateLimiter
 from sandbox.errors import ImageRefused
 from sandbox.pool import DecodePool
 

@@ -15,15 +15,15 @@ from redis.exceptions import RedisError
 
 from ingest.auth import ANONYMOUS_CALLER, Caller
 from ingest.disconnect import Receive, unless_disconnected
+from ingest.fair_share import TooManyUnfinished
 from ingest.params import JobForm, Requested, parse_form
 from ingest.problems import Problem, image_problem
 from ingest.services import Services
+from ingest.submit import Accepted, IdempotencyConflict, idempotency_digest, request_fingerprint
 from jobs.durable import NotDurable
-from jobs.fair_share import TooManyUnfinished
 from jobs.logs import get_logger
 from jobs.model import new_job_id
 from jobs.redis_conn import REDIS_DOWN
-from jobs.submit import Accepted, IdempotencyConflict, idempotency_digest, request_fingerprint
 from jobs.wire import JobView
 from metrics.definitions import (
     JOBS_DEDUPLICATED,
@@ -199,7 +199,7 @@ async def _not_durable(services: Services, exc: NotDurable, *, kept: bool) -> Pr
 
 
 async def _charge_storage(services: Services, caller: Caller, size: int) -> None:
-    """The stored photo counts against the client's bytes per window (jobs/fair_share.py)."""
+    """The stored photo counts against the client's bytes per window (ingest/fair_share.py)."""
     limit = services.settings.max_stored_bytes_per_client
     try:
         decision = await services.stored.charge(caller.client, size, limit)

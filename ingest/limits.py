@@ -1,6 +1,6 @@
 """Rate limits per client and backpressure on submissions.
 
-Rate limit: a token bucket per client in Redis (jobs/ratelimit.py), shared by every ingest process.
+Rate limit: a token bucket per client in Redis (ingest/ratelimit.py), shared by every ingest process.
 Two buckets, because their costs differ by orders of magnitude: submissions (handlers marked with
 opt={"rate_limit": "submits"}) and every other API request. Health, metrics, the schema and static
 files are never limited. Over the limit: 429 + Retry-After.

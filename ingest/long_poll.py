@@ -3,7 +3,7 @@
 Old clients poll a fixed number of times and give up (the old product's page: 30 checks, ~42 s),
 while a real Space call with its queue and quota waits takes minutes. Held requests stretch the
 same 30 checks over 30 x GHIBLI_LONG_POLL_SECONDS, and cost no more than an SSE viewer: a held
-request registers a watch on the process's events hub (jobs/events.py) and sleeps on it. The
+request registers a watch on the process's events hub (ingest/events.py) and sleeps on it. The
 only Redis work is the hub's one snapshot read when the request arrives (shared by requests for
 the same job that arrive together); changes come from the hub's one reader, never from a read
 per request. The bound stays under common proxy read time-outs (nginx 60 s, a Next.js rewrite
@@ -21,9 +21,9 @@ from typing import Any
 import anyio
 from litestar import Request
 
+from ingest.events import Watch
 from ingest.held import held_request
 from ingest.services import Services
-from jobs.events import Watch
 from jobs.model import JobRecord
 
 __all__ = ["Ready", "changed_since", "hold_until", "is_terminal"]

@@ -16,19 +16,19 @@ from ingest.client_ip import ClientAddress, parse_origins
 from ingest.conversions import Conversions
 from ingest.cors import cors_exact_origins
 from ingest.engine_probe import EngineProbe
+from ingest.events import EventsHub
+from ingest.fair_share import StoredBytes, UnfinishedJobs
+from ingest.ratelimit import RateLimiter
 from ingest.streams import StreamSlots
+from ingest.submit import Submissions
 from ingest.webhook_request import WebhookIntake
 from jobs.apikeys import KeyRing, load_key_ring
 from jobs.blobs import BlobStore, open_blob_store
 from jobs.durable import Durability
-from jobs.events import EventsHub
-from jobs.fair_share import StoredBytes, UnfinishedJobs
 from jobs.keys import Keys
-from jobs.ratelimit import RateLimiter
 from jobs.redis_conn import connect
 from jobs.settings import Settings
 from jobs.store import JobStore
-from jobs.submit import Submissions
 from sandbox.pool import DecodePool, PoolLimits
 
 __all__ = ["Services", "provide_services", "services_from_state", "services_lifespan"]

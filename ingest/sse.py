@@ -7,7 +7,7 @@ The contract the web page and the CLI are built on (keep it exactly):
 - `Last-Event-ID: v` (sent by EventSource on reconnect): the snapshot is sent only if the job's
   version is above v, otherwise the stream waits for the next change (or ends if the job is over).
 
-Changes come from the process's one events reader (jobs/events.py), never from a Redis read per
+Changes come from the process's one events reader (ingest/events.py), never from a Redis read per
 viewer; on every keep-alive the viewer also re-reads its job once, so a change the reader missed
 while Redis was away is still delivered.
 """
@@ -23,11 +23,11 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, HeaderParameter
 from litestar.response import ServerSentEventMessage, Stream
 
+from ingest.events import EventsHub, Watch
 from ingest.jobs_api import JOB_ID, job_not_found
 from ingest.problems import problem_responses
 from ingest.services import Services
 from ingest.streams import StreamSlot
-from jobs.events import EventsHub, Watch
 from jobs.model import JobRecord
 from jobs.wire import job_view
 

@@ -21,12 +21,12 @@ import anyio
 import httpx
 from redis.asyncio import Redis
 
+from ingest.submit import Submissions
 from jobs.blobs import BlobStore, open_blob_store
 from jobs.keys import Keys
 from jobs.model import JobParams, JobRecord, Status, new_job_id
 from jobs.redis_conn import connect
 from jobs.store import JobStore
-from jobs.submit import Submissions
 from tests.photos import encode, landscape
 from tests.procs import Proc, base_env, free_port, ghibli, wait_until
 

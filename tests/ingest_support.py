@@ -13,12 +13,12 @@ from PIL import Image
 from redis.asyncio import Redis
 
 from ingest.app import create_app
+from ingest.submit import Submissions
 from jobs.blobs import RedisBlobStore
 from jobs.keys import Keys
 from jobs.model import JobParams, Status, new_job_id
 from jobs.settings import Settings, load_settings
 from jobs.store import Claim, FollowersWaiting, JobStore
-from jobs.submit import Submissions
 from tests.photos import encode, landscape
 from tests.procs import RedisServer, base_env
 

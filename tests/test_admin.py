@@ -11,12 +11,12 @@ from redis.asyncio import Redis
 from consumers.token_pool import Outcome, TokenPool
 from consumers.tokens import alias_of, load_tokens
 from ingest.app import create_app
+from ingest.submit import Submissions
 from jobs.blobs import RedisBlobStore
 from jobs.keys import Keys
 from jobs.model import JobParams, new_job_id
 from jobs.settings import load_settings
 from jobs.store import JobStore
-from jobs.submit import Submissions
 from tests.apps.runner import new_token
 from tests.procs import RedisServer, base_env
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from jobs.dead_letters import DeadLetters
+from ghibli.dead_letters import DeadLetters
 from jobs.model import JobRecord, Status
 from tests.consumer_kit import ScriptedSpace, consumer, pipeline, start_scripted_space
 from tests.procs import Proc, RedisServer, base_env, ghibli

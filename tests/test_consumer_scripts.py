@@ -16,8 +16,8 @@ import pytest
 from consumers.lease import RELEASE_IDLE_MS, Leases
 from consumers.recovery import Reaper, Reclaimer, redis_version
 from consumers.retry import DueMover
+from ghibli.dead_letters import DeadLetters
 from jobs.backoff import backoff_delay
-from jobs.dead_letters import DeadLetters
 from jobs.model import Status
 from jobs.store import Claim, ClaimRefused
 from tests.consumer_kit import Pipeline, pipeline

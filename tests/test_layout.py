@@ -112,3 +112,16 @@ def test_ingest_and_consumers_start_without_loading_the_gradio_server() -> None:
 def test_the_space_package_is_the_one_that_uses_gradio() -> None:
     users = {path for path, names in _imported_packages("space").items() if "gradio" in names}
     assert Path("space/app.py").as_posix() in users
+
+
+def test_the_contract_has_one_face() -> None:
+    """`from jobs import ...` gives the contract's names, the very objects of their modules."""
+    import importlib
+
+    import jobs
+
+    for name in jobs.__all__:
+        module = importlib.import_module(jobs._FACE[name])
+        assert getattr(jobs, name) is getattr(module, name), name
+    with pytest.raises(AttributeError):
+        _ = jobs.not_a_name  # type: ignore[attr-defined]

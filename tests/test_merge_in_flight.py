@@ -1,5 +1,5 @@
 """Identical jobs in flight are merged: a follower shares its leader's Space call, with its own id,
-status and copy of the result (jobs/submit.py, jobs/lua/prelude.lua, cancel.lua, finish.lua).
+status and copy of the result (ingest/submit.py, jobs/lua/prelude.lua, cancel.lua, finish.lua).
 
 Jobs are moved by the real job-store scripts (tests/ingest_support.py's Driver acts as the
 consumer, copies included); tests/test_merge_pipeline.py runs the same with real consumers and

@@ -1,5 +1,5 @@
 -- Admit one more unfinished job for a client (an API key or an address), or refuse
--- (jobs/fair_share.py). The client's set is
+-- (ingest/fair_share.py). The client's set is
 -- first pruned of jobs that finished, expired or were erased, and of reservations older than their
 -- lease (a crashed ingest's); then a reservation is added if there is room. One script, so racing
 -- submissions never exceed the limit together.

@@ -1,6 +1,6 @@
 -- The user cancels a job. Not yet terminal: it becomes 'cancelled' (a running consumer notices
 -- at its next fenced write); queued entries are skipped when claimed; delayed retries dropped.
--- Merged jobs (jobs/submit.py): a follower leaves its leader's group, and the leader's call goes
+-- Merged jobs (ingest/submit.py): a follower leaves its leader's group, and the leader's call goes
 -- on. A leader that still has live followers is *withdrawn* instead: its owner sees it cancelled
 -- (viewers and webhooks get 'cancelled', then it is gone), while its run goes on for the
 -- followers, on a follower's copy of the photo; the run stops once no follower is left.

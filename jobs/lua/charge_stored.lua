@@ -1,4 +1,4 @@
--- Count an upload's stored bytes against its client's window (jobs/fair_share.py), or refuse it.
+-- Count an upload's stored bytes against its client's window (ingest/fair_share.py), or refuse it.
 -- The window starts with the client's first upload and lasts window_ms; an upload that would take
 -- the count past the limit is refused and not counted.
 -- KEYS: counter   ARGV: bytes, limit, window_ms

@@ -3,7 +3,7 @@
 -- leave behind, refuses it too). A job cancelled or erased meanwhile still has its entry acknowledged.
 -- On success, a job with a 'cache_key' field (set at submit) records its result there, so the
 -- same photo with the same parameters can reuse it without a Space call.
--- Merged jobs (jobs/submit.py): success needs a copy of the result for every live follower, named
+-- Merged jobs (ingest/submit.py): success needs a copy of the result for every live follower, named
 -- in `copies` ("follower=blob,..."); without one for each, nothing is written and the followers
 -- still to be served are returned: {'copies', follower, ...}. A withdrawn job is deleted once its
 -- followers are settled, and 'withdrawn' is returned instead of 'ok'.

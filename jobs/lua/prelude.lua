@@ -12,7 +12,7 @@ local function announce(job_key, events_key, maxlen, job_id, status)
   return version
 end
 
--- Merged jobs (jobs/submit.py): a follower shares its leader's Space call. It has no stream entry
+-- Merged jobs (ingest/submit.py): a follower shares its leader's Space call. It has no stream entry
 -- and no consumer ever writes it: every change of the leader is copied to its followers here, in
 -- the script that made the change, so a follower's viewers see the run as the leader's do.
 local RUN_FIELDS = {'attempt', 'failures', 'phase', 'progress', 'queue_rank', 'queue_size',

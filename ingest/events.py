@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["EventsHub", "Watch"]
 
-log = get_logger("jobs.events")
+log = get_logger("ingest.events")
 
 
 class Watch:
