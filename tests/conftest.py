@@ -13,14 +13,19 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.apps.runner import QuotaSpace
 from tests.procs import Proc, RedisServer, start_space
+
+if TYPE_CHECKING:
+    from litestar.testing import AsyncTestClient
+
+    from tests.ingest_support import Driver
 
 # Loaded as a plugin by the web page tests (pytest_plugins); its asserts get pytest's messages too.
 pytest.register_assert_rewrite("tests.web_page_kit")
@@ -52,6 +57,25 @@ def quota_space(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuotaSpace
     server = QuotaSpace(tmp_path_factory.mktemp("quota_space")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+async def client(redis_server: RedisServer) -> AsyncIterator[AsyncTestClient[Any]]:
+    """Ingest in-process with the default settings on a fresh Redis (tests/ingest_support.py)."""
+    from tests.ingest_support import api, settings_for
+
+    async with api(settings_for(redis_server)) as client:
+        yield client
+
+
+@pytest.fixture
+async def driver(redis_server: RedisServer) -> AsyncIterator[Driver]:
+    """Moves jobs as a consumer would, through the job store's scripts."""
+    from tests.ingest_support import Driver, settings_for
+
+    driver = Driver(settings_for(redis_server))
+    yield driver
+    await driver.close()
 
 
 @pytest.fixture

@@ -29,13 +29,6 @@ async def client(redis_server: RedisServer) -> AsyncIterator[AsyncTestClient[Any
         yield client
 
 
-@pytest.fixture
-async def driver(redis_server: RedisServer) -> AsyncIterator[Driver]:
-    driver = Driver(settings_for(redis_server))
-    yield driver
-    await driver.close()
-
-
 async def transform(client: AsyncTestClient[Any], seed: int = 1) -> str:
     response = await client.post(
         "/api/transform-ghibli",

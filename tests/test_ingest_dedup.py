@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -14,19 +13,6 @@ from tests.ingest_support import Driver, api, photo_bytes, picture, settings_for
 from tests.procs import RedisServer
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def client(redis_server: RedisServer) -> AsyncIterator[AsyncTestClient[Any]]:
-    async with api(settings_for(redis_server)) as client:
-        yield client
-
-
-@pytest.fixture
-async def driver(redis_server: RedisServer) -> AsyncIterator[Driver]:
-    driver = Driver(settings_for(redis_server))
-    yield driver
-    await driver.close()
 
 
 async def submit(client: AsyncTestClient[Any], photo: bytes, key: str | None = None, **form: str) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -10,16 +9,9 @@ from litestar.testing import AsyncTestClient
 
 from ingest.params import default_size
 from jobs.model import DEFAULT_PROMPT
-from tests.ingest_support import api, photo_bytes, settings_for
-from tests.procs import RedisServer
+from tests.ingest_support import photo_bytes
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def client(redis_server: RedisServer) -> AsyncIterator[AsyncTestClient[Any]]:
-    async with api(settings_for(redis_server)) as client:
-        yield client
 
 
 async def submit(client: AsyncTestClient[Any], size: tuple[int, int] = (320, 240), **form: str) -> Any:

@@ -5,7 +5,6 @@ Real app (in-process ASGI), real redis-server; the stored copy is read back from
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,19 +18,6 @@ from tests.photos import encode, landscape
 from tests.procs import RedisServer
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-async def client(redis_server: RedisServer) -> AsyncIterator[AsyncTestClient[Any]]:
-    async with api(settings_for(redis_server)) as client:
-        yield client
-
-
-@pytest.fixture
-async def driver(redis_server: RedisServer) -> AsyncIterator[Driver]:
-    driver = Driver(settings_for(redis_server))
-    yield driver
-    await driver.close()
 
 
 async def upload(client: AsyncTestClient[Any], data: bytes, name: str = "photo.jpg", **form: str) -> Any:

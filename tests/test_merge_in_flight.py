@@ -33,13 +33,6 @@ async def client(redis_server: RedisServer) -> AsyncIterator[AsyncTestClient[Any
         yield client
 
 
-@pytest.fixture
-async def driver(redis_server: RedisServer) -> AsyncIterator[Driver]:
-    driver = Driver(settings_for(redis_server))
-    yield driver
-    await driver.close()
-
-
 def merged_count() -> float:
     return REGISTRY.get_sample_value("ghibli_jobs_deduplicated_total", {"kind": "in_flight"}) or 0.0
 
