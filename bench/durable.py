@@ -45,7 +45,7 @@ def _replica(stack: Stack, primary_url: str) -> None:
     data.mkdir(parents=True, exist_ok=True)
     argv = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data), "--save", ""]
     argv += ["--replicaof", "127.0.0.1", primary_port]
-    proc = Proc(f"replica-{port}", argv, {}, stack.workdir / f"replica-{port}.log")
+    proc = Proc(argv, {}, stack.workdir / f"replica-{port}.log", name=f"replica-{port}")
     stack.procs.append(proc.start())
 
     def synced() -> bool:
@@ -67,7 +67,7 @@ def _sentinels(stack: Stack, primary_url: str) -> str:
             f"sentinel monitor {SERVICE} 127.0.0.1 {primary_port} 2\n"
         )
         proc = Proc(
-            f"sentinel-{port}", [redis_binary(), str(conf), "--sentinel"], {}, conf.with_suffix(".log")
+            [redis_binary(), str(conf), "--sentinel"], {}, conf.with_suffix(".log"), name=f"sentinel-{port}"
         )
         stack.procs.append(proc.start())
     url = f"redis+sentinel://{','.join(f'127.0.0.1:{p}' for p in ports)}/{SERVICE}/0"

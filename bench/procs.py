@@ -1,7 +1,9 @@
 """The real programs the benchmark measures, on free loopback ports: redis-server, the offline Space,
 ingest and consumers, each in its own process. A `Stack` stops whatever it started.
 
-The same idea as tests/procs.py, written again so the benchmark needs neither pytest nor the tests.
+The process primitives here (`Proc`, `wait_until`, `free_port`, `base_env`) are the tests' too
+(tests/procs.py builds on them), so a fix to how a process is started or stopped reaches both. The
+benchmark needs neither pytest nor the tests.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ __all__ = [
     "ROOT",
     "Proc",
     "Stack",
+    "base_env",
     "children",
     "cpu_seconds",
     "free_port",
@@ -42,20 +45,26 @@ def free_port() -> int:
         return port
 
 
-def wait_until(check: Callable[[], bool], what: str, timeout_s: float, proc: Proc | None = None) -> None:
+def wait_until(
+    check: Callable[[], bool],
+    what: str,
+    timeout_s: float = 30.0,
+    proc: Proc | subprocess.Popen[bytes] | None = None,
+) -> None:
+    """Poll `check` until it holds; fail early, with the process's log, if `proc` exits."""
     deadline = time.monotonic() + timeout_s
+    log = proc.log if isinstance(proc, Proc) else (lambda: "")
     while time.monotonic() < deadline:
-        if proc is not None and not proc.alive():
-            raise RuntimeError(f"{what}: process exited\n{proc.log()[-3000:]}")
+        if proc is not None and (proc.poll() if isinstance(proc, subprocess.Popen) else not proc.alive()):
+            code = proc.returncode if isinstance(proc, subprocess.Popen) else proc.returncode()
+            raise RuntimeError(f"{what}: process exited with {code}\n{log()[-3000:]}")
         try:
             if check():
                 return
         except (OSError, httpx.HTTPError):
             pass
         time.sleep(0.1)
-    raise TimeoutError(
-        f"{what} not ready after {timeout_s:.0f} s" + (f"\n{proc.log()[-3000:]}" if proc else "")
-    )
+    raise TimeoutError(f"{what} not ready after {timeout_s:.0f} s" + (f"\n{log()[-3000:]}" if log() else ""))
 
 
 def _status_field(pid: int, name: str) -> int:
@@ -116,12 +125,14 @@ def redis_binary() -> str:
 
 @dataclass
 class Proc:
-    name: str
+    """A program running in the background, its output in a log file."""
+
     argv: list[str]
     env: dict[str, str]
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     cwd: Path = ROOT
+    name: str = ""
 
     def start(self) -> Proc:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,8 +150,20 @@ class Proc:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def returncode(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def signal(self, signum: int) -> None:
+        if self.alive():
+            assert self.proc is not None
+            self.proc.send_signal(signum)
+
+    def wait(self, timeout_s: float) -> int:
+        assert self.proc is not None
+        return self.proc.wait(timeout_s)
 
     def kill(self) -> None:
         """SIGKILL: the process gets no chance to hand anything back."""
@@ -152,7 +175,8 @@ class Proc:
     def stop(self, timeout_s: float = 15.0) -> None:
         if self.proc is None or self.proc.poll() is not None:
             return
-        self.proc.send_signal(signal.SIGTERM)
+        self.proc.send_signal(signal.SIGCONT)  # a SIGSTOPped process cannot handle SIGTERM
+        self.proc.terminate()
         try:
             self.proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
@@ -182,7 +206,9 @@ class Stack:
         """`python -m ghibli ...` of this tree, or of another source tree (`src`, e.g. main's)."""
         if src != ROOT:
             env = {**env, "PYTHONPATH": str(src)}
-        proc = Proc(name, [sys.executable, "-m", "ghibli", *args], env, self.workdir / f"{name}.log", cwd=src)
+        proc = Proc(
+            [sys.executable, "-m", "ghibli", *args], env, self.workdir / f"{name}.log", cwd=src, name=name
+        )
         self.procs.append(proc.start())
         return proc
 
@@ -193,7 +219,7 @@ class Stack:
         data.mkdir(parents=True, exist_ok=True)
         argv = [redis_binary(), "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data)]
         argv += ["--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction"]
-        proc = Proc(f"redis-{port}", argv, dict(os.environ), self.workdir / f"redis-{port}.log")
+        proc = Proc(argv, dict(os.environ), self.workdir / f"redis-{port}.log", name=f"redis-{port}")
         self.procs.append(proc.start())
 
         def answers() -> bool:

@@ -1,48 +1,39 @@
 """Real servers for tests: redis-server, the offline Space and our own commands, on free ports.
 
 Nothing here is a fake: each helper starts the real program in a subprocess and waits until it
-answers. Tests stop what they start.
+answers. Tests stop what they start. The process primitives (`Proc`, `wait_until`, `free_port`,
+`base_env`) are the benchmark's (bench/procs.py): one implementation for both.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench.procs import ROOT, Proc, base_env, free_port, wait_until
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_until(
-    check: Callable[[], bool], what: str, timeout_s: float = 30.0, proc: subprocess.Popen[bytes] | None = None
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{what}: process exited with {proc.returncode}")
-        try:
-            if check():
-                return
-        except (OSError, httpx.HTTPError):
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{what} not ready after {timeout_s} s")
+__all__ = [
+    "ROOT",
+    "Proc",
+    "RedisServer",
+    "base_env",
+    "children_of",
+    "free_port",
+    "ghibli",
+    "pid_alive",
+    "port_open",
+    "redis_binary",
+    "redis_ready",
+    "start_space",
+    "wait_until",
+]
 
 
 def port_open(port: int) -> bool:
@@ -129,64 +120,8 @@ class RedisServer:
                 self.proc.wait()
 
 
-@dataclass
-class Proc:
-    """One of our own commands (`python -m ghibli ...`) running in the background."""
-
-    argv: list[str]
-    env: dict[str, str]
-    log_path: Path
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Proc:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        log.close()
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def signal(self, signum: int) -> None:
-        if self.alive():
-            assert self.proc is not None
-            self.proc.send_signal(signum)
-
-    def wait(self, timeout_s: float) -> int:
-        assert self.proc is not None
-        return self.proc.wait(timeout_s)
-
-    def stop(self, timeout_s: float = 15) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGCONT)  # a SIGSTOPped process cannot handle SIGTERM
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-
 def ghibli(args: list[str], env: dict[str, str], log_path: Path) -> Proc:
     return Proc([sys.executable, "-m", "ghibli", *args], env, log_path)
-
-
-def base_env(**overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GHIBLI_", "HUGGING_FACE_", "HF_TOKEN"))}
-    env.pop("REDIS_URL", None)
-    env.update({"GHIBLI_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1", "GRADIO_ANALYTICS_ENABLED": "False"})
-    env.update(overrides)
-    return env
 
 
 def start_space(
