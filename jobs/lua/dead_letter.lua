@@ -6,7 +6,7 @@
 -- ARGV: job_id, fence, events_maxlen, group, entry_id, now_ms, reason, error_code,
 --       error_message, count_failure, dead_maxlen, consumer
 local state = redis.call('HMGET', KEYS[1], 'fence', 'status', 'failures', 'attempt')
-if (state[1] or '') ~= ARGV[2] then
+if fenced(state[2], state[1], ARGV[2]) then
   return 'fenced'
 end
 redis.call('XACK', KEYS[3], ARGV[4], ARGV[5])

@@ -10,7 +10,7 @@
 -- KEYS: job, events, stream, entries   ARGV: job_id, fence, events_maxlen, status, group, entry_id,
 --                                   now_ms, result_ttl_s, copies, field, value, ...
 local state = redis.call('HMGET', KEYS[1], 'fence', 'status', 'followers_key', 'withdrawn')
-if state[2] and (state[1] or '') ~= ARGV[2] then
+if fenced(state[2], state[1], ARGV[2], true) then
   return 'fenced'
 end
 if ARGV[4] == 'succeeded' and state[2] and not is_terminal(state[2]) and state[3] and state[3] ~= '' then

@@ -3,6 +3,19 @@ local function is_terminal(status)
   return status == 'succeeded' or status == 'failed' or status == 'cancelled'
 end
 
+-- The one fence of every script that writes a running job (update, finish, retry, dead_letter):
+-- the caller must present the fence of the job's current claim (claim.lua sets it to
+-- attempt:nonce; '' for a job never claimed). `status` and `job_fence` are the job's fields (nil
+-- for a job that is gone). A job that is gone fences nobody when `gone_is_free` (finish.lua: the
+-- entry of an erased job is still acknowledged); otherwise it counts as having no fence, so only a
+-- caller that never claimed it ('') passes. Returns true when the caller must stop ('fenced').
+local function fenced(status, job_fence, fence, gone_is_free)
+  if not status and gone_is_free then
+    return false
+  end
+  return (job_fence or '') ~= fence
+end
+
 -- Bump the job's version and announce it on the events stream, so SSE viewers see it at once;
 -- subscribed jobs also get the change recorded in their webhook outbox.
 local function announce(job_key, events_key, maxlen, job_id, status)

@@ -6,7 +6,7 @@
 -- ARGV: job_id, fence, events_maxlen, group, entry_id, due_ms, status, phase, count_failure,
 --       error_code, error_message
 local state = redis.call('HMGET', KEYS[1], 'fence', 'status')
-if (state[1] or '') ~= ARGV[2] then
+if fenced(state[2], state[1], ARGV[2]) then
   return 'fenced'
 end
 redis.call('XACK', KEYS[3], ARGV[4], ARGV[5])

@@ -5,7 +5,7 @@ local state = redis.call('HMGET', KEYS[1], 'fence', 'status')
 if not state[2] then
   return 'missing'
 end
-if state[1] ~= ARGV[2] then
+if fenced(state[2], state[1], ARGV[2]) then
   return 'fenced'
 end
 if is_terminal(state[2]) then
