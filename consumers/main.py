@@ -10,7 +10,6 @@ from consumers.tokens import TokenConfigError
 from consumers.worker import Consumer, ConsumerNameTaken
 from jobs.backoff import Backoff
 from jobs.blobs import open_blob_store
-from jobs.durable import Durability
 from jobs.keys import Keys
 from jobs.logs import get_logger
 from jobs.redis_conn import REDIS_DOWN, connect
@@ -28,13 +27,7 @@ async def _serve(settings: Settings) -> None:
     keys = Keys(settings.key_prefix, settings.stream_name, settings.group_name)
     redis = connect(settings.redis_url, name=f"consumer:{settings.resolved_consumer_name}")
     try:
-        store = JobStore(
-            redis,
-            keys,
-            job_ttl_s=settings.job_ttl_seconds,
-            blob_ttl_s=settings.blob_ttl_seconds,
-            durability=Durability.from_settings(redis, keys, settings),
-        )
+        store = JobStore.from_settings(redis, keys, settings)
         blobs = open_blob_store(redis, keys, settings.blob_dir)
         async with DecodePool(PoolLimits.from_settings(settings, role="consumer")) as decoder:
             try:

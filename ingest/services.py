@@ -24,7 +24,6 @@ from ingest.submit import Submissions
 from ingest.webhook_request import WebhookIntake
 from jobs.apikeys import KeyRing, load_key_ring
 from jobs.blobs import BlobStore, open_blob_store
-from jobs.durable import Durability
 from jobs.keys import Keys
 from jobs.redis_conn import connect
 from jobs.settings import Settings
@@ -71,13 +70,7 @@ class Services:
 def open_services(settings: Settings) -> Services:
     keys = Keys(settings.key_prefix, settings.stream_name, settings.group_name)
     redis = connect(settings.redis_url, max_connections=REDIS_POOL_SIZE, name="ingest")
-    store = JobStore(
-        redis,
-        keys,
-        job_ttl_s=settings.job_ttl_seconds,
-        blob_ttl_s=settings.blob_ttl_seconds,
-        durability=Durability.from_settings(redis, keys, settings),
-    )
+    store = JobStore.from_settings(redis, keys, settings)
     blobs = open_blob_store(redis, keys, settings.blob_dir)
     api_keys = load_key_ring(settings)
     limiter = RateLimiter(redis, keys)

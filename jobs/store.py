@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
 
     from jobs.keys import Keys
+    from jobs.settings import Settings
 
 __all__ = ["Claim", "ClaimRefused", "FollowersWaiting", "JobStore", "now_ms"]
 
@@ -113,6 +114,17 @@ class JobStore:
         self._retry = load_script(redis, "retry")
         self._dead_letter = load_script(redis, "dead_letter")
         self._lost_entry = load_script(redis, "lost_entry")
+
+    @classmethod
+    def from_settings(cls, redis: Redis, keys: Keys, settings: Settings) -> JobStore:
+        """The store as every process configures it: TTLs and durable acknowledgements from settings."""
+        return cls(
+            redis,
+            keys,
+            job_ttl_s=settings.job_ttl_seconds,
+            blob_ttl_s=settings.blob_ttl_seconds,
+            durability=Durability.from_settings(redis, keys, settings),
+        )
 
     async def ensure_group(self) -> None:
         """Create the stream and its consumer group if missing (idempotent)."""

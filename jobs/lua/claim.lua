@@ -18,9 +18,7 @@ if pending[1][2] ~= ARGV[3] then
   return {'lost', 'owned_by_another'}
 end
 local function drop(reason)
-  redis.call('XACK', KEYS[3], ARGV[6], ARGV[2])
-  redis.call('XDEL', KEYS[3], ARGV[2])
-  redis.call('HDEL', KEYS[4], ARGV[2])
+  drop_entry(KEYS[3], ARGV[6], ARGV[2], KEYS[4])
   return {'skip', reason}
 end
 local state = redis.call('HMGET', KEYS[1], 'status', 'entry_id', 'attempt', 'failures', 'fence')

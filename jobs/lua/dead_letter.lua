@@ -9,9 +9,7 @@ local state = redis.call('HMGET', KEYS[1], 'fence', 'status', 'failures', 'attem
 if fenced(state[2], state[1], ARGV[2]) then
   return 'fenced'
 end
-redis.call('XACK', KEYS[3], ARGV[4], ARGV[5])
-redis.call('XDEL', KEYS[3], ARGV[5])
-redis.call('HDEL', KEYS[4], ARGV[5])
+drop_entry(KEYS[3], ARGV[4], ARGV[5], KEYS[4])
 if not state[2] then
   return 'missing'
 end

@@ -30,9 +30,7 @@ if ARGV[4] == 'succeeded' and state[2] and not is_terminal(state[2]) and state[3
     return {'copies', unpack(missing)}
   end
 end
-redis.call('XACK', KEYS[3], ARGV[5], ARGV[6])
-redis.call('XDEL', KEYS[3], ARGV[6])
-redis.call('HDEL', KEYS[4], ARGV[6])
+drop_entry(KEYS[3], ARGV[5], ARGV[6], KEYS[4])
 if not state[2] then
   return 'missing'
 end

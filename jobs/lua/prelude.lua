@@ -3,6 +3,13 @@ local function is_terminal(status)
   return status == 'succeeded' or status == 'failed' or status == 'cancelled'
 end
 
+-- A run's stream entry is done with: acknowledged, deleted, and dropped from the entries index.
+local function drop_entry(stream, group, entry_id, entries)
+  redis.call('XACK', stream, group, entry_id)
+  redis.call('XDEL', stream, entry_id)
+  redis.call('HDEL', entries, entry_id)
+end
+
 -- The one fence of every script that writes a running job (update, finish, retry, dead_letter):
 -- the caller must present the fence of the job's current claim (claim.lua sets it to
 -- attempt:nonce; '' for a job never claimed). `status` and `job_fence` are the job's fields (nil
