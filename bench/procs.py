@@ -54,6 +54,9 @@ def wait_until(
     """Poll `check` until it holds; fail early, with the process's log, if `proc` exits."""
     deadline = time.monotonic() + timeout_s
     log = proc.log if isinstance(proc, Proc) else (lambda: "")
+    # Short first pauses: redis-server is ready in milliseconds and tests start hundreds of them;
+    # slow starters (Gradio, a browser) soon settle at a tenth of a second.
+    pause = 0.005
     while time.monotonic() < deadline:
         if proc is not None and (proc.poll() if isinstance(proc, subprocess.Popen) else not proc.alive()):
             code = proc.returncode if isinstance(proc, subprocess.Popen) else proc.returncode()
@@ -63,7 +66,8 @@ def wait_until(
                 return
         except (OSError, httpx.HTTPError):
             pass
-        time.sleep(0.1)
+        time.sleep(pause)
+        pause = min(0.1, pause * 2)
     raise TimeoutError(f"{what} not ready after {timeout_s:.0f} s" + (f"\n{log()[-3000:]}" if log() else ""))
 
 

@@ -22,7 +22,7 @@ from consumers.errors import ErrorKind, QuotaWait, SpaceError
 from jobs.backoff import backoff_delay
 from jobs.model import Status
 from jobs.scripts import load_script
-from jobs.store import EVENTS_MAXLEN, now_ms
+from jobs.store import EVENTS_MAXLEN, Clock, now_ms
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -94,13 +94,14 @@ def plan_failure(
 class DueMover:
     """Puts jobs whose retry time has come back on the stream."""
 
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Redis, keys: Keys, *, clock: Clock = now_ms) -> None:
         self.keys = keys
+        self._clock = clock
         self._script = load_script(redis, "move_due")
 
     async def move(self, limit: int = 100) -> int:
         moved = await self._script(
             keys=[self.keys.delayed, self.keys.stream, self.keys.events],
-            args=[now_ms(), limit, EVENTS_MAXLEN, self.keys.job("")],
+            args=[self._clock(), limit, EVENTS_MAXLEN, self.keys.job("")],
         )
         return int(moved)

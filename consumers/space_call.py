@@ -36,12 +36,13 @@ from consumers.breaker import CircuitBreaker
 from consumers.errors import ErrorKind, QuotaWait, SpaceError, classify
 from consumers.result_check import check_result
 from consumers.space_client import CallTrace, SpaceSession, SpaceUpdate, sweep_download_leftovers
-from consumers.token_pool import Lease, Outcome, TokenPool, now_ms
+from consumers.token_pool import Lease, Outcome, TokenPool
 from consumers.token_transport import check_token_transport
 from consumers.tokens import TokenSet, load_tokens
 from jobs import token_state as ts
 from jobs.logs import get_logger
 from jobs.model import JobParams
+from jobs.store import now_ms
 from metrics.definitions import QUOTA_COOLDOWNS, SPACE_CALL, SPACE_CIRCUIT_OPEN, SPACE_ERRORS
 
 if TYPE_CHECKING:

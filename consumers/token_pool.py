@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import enum
 import secrets
-import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING
 from consumers.tokens import ANONYMOUS, TokenSet
 from jobs import token_state as ts
 from jobs.scripts import load_script
+from jobs.store import Clock, now_ms
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -26,10 +26,6 @@ if TYPE_CHECKING:
     from jobs.keys import Keys
 
 __all__ = ["Acquired", "Lease", "Outcome", "TokenPool"]
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 class Outcome(enum.StrEnum):
@@ -64,8 +60,10 @@ class TokenPool:
         max_in_flight: int,
         lease_s: float,
         gpu_seconds_per_call: float,
+        clock: Clock = now_ms,
     ) -> None:
         self.redis = redis
+        self._clock = clock
         self.keys = keys
         self.tokens = tokens
         self.aliases = tokens.aliases
@@ -77,7 +75,7 @@ class TokenPool:
 
     async def register(self) -> None:
         """Make this consumer's tokens (and its malformed ones, disabled) visible to operators."""
-        now = now_ms()
+        now = self._clock()
         async with self.redis.pipeline(transaction=True) as pipe:
             for token in (*self.tokens.usable, *self.tokens.rejected):
                 self._queue_register(pipe, token.alias, token.source, token.problem, now)
@@ -104,7 +102,7 @@ class TokenPool:
         """Take a slot on the best token, or say why none is available (never waits)."""
         call_id = secrets.token_hex(8)
         script_keys = [ts.space_key(self.keys)]
-        args: list[str | int] = [now_ms(), self.lease_ms, call_id, self.max_in_flight]
+        args: list[str | int] = [self._clock(), self.lease_ms, call_id, self.max_in_flight]
         for alias in self.aliases:
             script_keys += [self.keys.token(alias), ts.leases_key(self.keys, alias)]
             args += [alias, "1" if alias in exclude else "0"]
@@ -119,7 +117,7 @@ class TokenPool:
         """Push the lease's expiry out; False if it had already expired and been dropped."""
         changed = await self.redis.zadd(
             ts.leases_key(self.keys, lease.alias),
-            {lease.call_id: now_ms() + self.lease_ms},
+            {lease.call_id: self._clock() + self.lease_ms},
             xx=True,
             ch=True,
         )
@@ -135,7 +133,7 @@ class TokenPool:
         requested_s: float = 0,
         charge_gpu: bool = False,
     ) -> None:
-        now = now_ms()
+        now = self._clock()
         await self._release(
             keys=[self.keys.token(lease.alias), ts.leases_key(self.keys, lease.alias)],
             args=[

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from jobs.keys import Keys
     from jobs.settings import Settings
 
-__all__ = ["Claim", "ClaimRefused", "FollowersWaiting", "JobStore", "now_ms"]
+__all__ = ["Claim", "ClaimRefused", "Clock", "FollowersWaiting", "JobStore", "now_ms"]
 
 EVENTS_MAXLEN = 100_000
 # The dead-letter stream is an operator's to-do list: long, but not unbounded.
@@ -36,6 +36,11 @@ DEAD_MAXLEN = 100_000
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+# Wall-clock milliseconds. Parts that compare times their scripts are given (retry due times, token
+# leases and cool-downs) take one, so a test can move time on instead of sleeping.
+Clock = Callable[[], int]
 
 
 def _flatten(fields: Mapping[str, object]) -> list[str]:

@@ -33,6 +33,9 @@ def settings_for(redis: RedisServer, **env: str) -> Settings:
         "GHIBLI_MAX_BACKLOG": "0",
         "GHIBLI_MAX_UNFINISHED_PER_CLIENT": "0",
         "GHIBLI_MAX_STORED_BYTES_PER_CLIENT": "0",
+        # One decode worker, not one per core: each costs ~0.14 s of CPU to start and a hundred
+        # tests start an ingest; the pool's sizing and fairness have their own tests.
+        "GHIBLI_DECODE_WORKERS": "1",
     }
     return load_settings(environ=base_env(REDIS_URL=redis.url, **{**defaults, **env}))
 

@@ -15,7 +15,9 @@ from consumers.token_pool import Outcome, TokenPool
 from consumers.tokens import ANONYMOUS, TokenConfigError, TokenSet, alias_of, load_tokens
 from jobs import token_state as ts
 from jobs.keys import Keys
+from jobs.store import now_ms
 from tests.apps.runner import new_token
+from tests.clock import MsClock
 from tests.procs import RedisServer
 
 A, B, C = new_token(), new_token(), new_token()
@@ -73,6 +75,9 @@ def test_no_token_means_anonymous() -> None:
         ("hf_short", "at least 20"),
         ("hf_" + "é" * 30, "non-ASCII"),
     ],
+    # Named by the problem: the test tokens are drawn per run, and every xdist worker must collect
+    # the same ids.
+    ids=["bearer", "quotes", "spaces", "prefix", "short", "non-ascii"],
 )
 def test_malformed_tokens_are_reported_by_alias_never_by_value(value: str, problem: str) -> None:
     tokens = load_tokens({"HUGGING_FACE_TOKEN_1": value, "HUGGING_FACE_TOKEN_2": A})
@@ -110,9 +115,22 @@ def test_aliases_are_stable_short_hashes() -> None:
 # --- the shared pool ----------------------------------------------------------------------------
 
 
-def _pool(redis: Redis, tokens: TokenSet, *, max_in_flight: int = 1, lease_s: float = 30) -> TokenPool:
+def _pool(
+    redis: Redis,
+    tokens: TokenSet,
+    *,
+    max_in_flight: int = 1,
+    lease_s: float = 30,
+    clock: MsClock | None = None,
+) -> TokenPool:
     return TokenPool(
-        redis, Keys(), tokens, max_in_flight=max_in_flight, lease_s=lease_s, gpu_seconds_per_call=60
+        redis,
+        Keys(),
+        tokens,
+        max_in_flight=max_in_flight,
+        lease_s=lease_s,
+        gpu_seconds_per_call=60,
+        clock=clock or now_ms,
     )
 
 
@@ -125,11 +143,12 @@ async def _view(redis: Redis) -> dict[str, ts.TokenView]:
 async def test_least_in_flight_then_least_recently_used(redis_server: RedisServer) -> None:
     redis = Redis.from_url(redis_server.url)
     tokens = load_tokens({"HUGGING_FACE_TOKENS": f"{A},{B},{C}"})
-    pool = _pool(redis, tokens, max_in_flight=2)
+    clock = MsClock()
+    pool = _pool(redis, tokens, max_in_flight=2, clock=clock)
     await pool.register()
     first = (await pool.acquire()).lease
     assert first is not None
-    await anyio.sleep(0.01)
+    clock.advance(0.01)
     second = (await pool.acquire()).lease
     third = (await pool.acquire()).lease
     assert second is not None
@@ -137,7 +156,7 @@ async def test_least_in_flight_then_least_recently_used(redis_server: RedisServe
     # Three tokens, three calls: one on each (never two on one while another is idle).
     assert {first.alias, second.alias, third.alias} == set(tokens.aliases)
     await pool.release(second, Outcome.SUCCESS)
-    await anyio.sleep(0.01)
+    clock.advance(0.01)
     await pool.release(first, Outcome.SUCCESS)
     # first and second are idle; second was used less recently (released or not, last_used is
     # when the call started: second started after first, so first is the least recently used).
@@ -151,11 +170,12 @@ async def test_least_in_flight_then_least_recently_used(redis_server: RedisServe
 async def test_a_cooling_token_is_skipped_until_its_time(redis_server: RedisServer) -> None:
     redis = Redis.from_url(redis_server.url)
     tokens = load_tokens({"HUGGING_FACE_TOKENS": f"{A},{B}"})
-    pool = _pool(redis, tokens)
+    clock = MsClock()
+    pool = _pool(redis, tokens, clock=clock)
     await pool.register()
     lease = (await pool.acquire()).lease
     assert lease is not None
-    until = int(time.time() * 1000) + 1500
+    until = clock.now + 1500
     await pool.release(
         lease, Outcome.QUOTA, error_code="quota_exceeded", cooldown_until_ms=until, requested_s=90
     )
@@ -178,7 +198,9 @@ async def test_a_cooling_token_is_skipped_until_its_time(redis_server: RedisServ
     assert view[lease.alias].failures == 1
     assert view[lease.alias].last_error is not None
     assert view[lease.alias].last_error.code == "quota_exceeded"
-    await anyio.sleep(1.6)
+    clock.advance(1.4)
+    assert (await pool.acquire()).verdict == "cooling"  # not a moment early
+    clock.advance(0.2)
     back = (await pool.acquire()).lease
     assert back is not None
     assert back.alias == lease.alias
@@ -203,18 +225,20 @@ async def test_excluded_tokens_count_as_cooling(redis_server: RedisServer) -> No
 async def test_a_dead_consumers_slot_frees_itself_and_live_ones_renew(redis_server: RedisServer) -> None:
     redis = Redis.from_url(redis_server.url)
     tokens = load_tokens({"HUGGING_FACE_TOKENS": A})
-    pool = _pool(redis, tokens, lease_s=1.0)
+    clock = MsClock()
+    pool = _pool(redis, tokens, lease_s=1.0, clock=clock)
     await pool.register()
     crashed = (await pool.acquire()).lease  # its consumer is SIGKILLed: never released
     assert crashed is not None
     assert (await pool.acquire()).verdict == "busy"
     assert (await _view(redis))[alias_of(A)].state == "busy"
-    await anyio.sleep(1.2)
-    assert (await _view(redis))[alias_of(A)].in_flight == 0
-    alive = (await pool.acquire()).lease
+    clock.advance(0.9)
+    assert (await pool.acquire()).verdict == "busy"  # the lease still holds
+    clock.advance(0.3)
+    alive = (await pool.acquire()).lease  # the crashed call's lease ran out: its slot is free
     assert alive is not None
     for _ in range(3):  # a call that keeps renewing keeps its slot past the lease
-        await anyio.sleep(0.5)
+        clock.advance(0.5)
         assert await pool.renew(alive)
     assert (await pool.acquire()).verdict == "busy"
     assert not await pool.renew(crashed)
