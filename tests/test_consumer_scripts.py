@@ -112,7 +112,7 @@ async def test_renewal_keeps_owned_entries_fresh_and_reports_lost_ones(pipe: Pip
     assert await leases.renew([e for e, _ in entries]) == [entries[1][0]]
     mine = await pending_of(pipe, entries[0][0])
     assert mine["consumer"] == b"a"
-    assert int(mine["time_since_delivered"]) < 200  # type: ignore[call-overload]
+    assert int(mine["time_since_delivered"]) < 1_000  # type: ignore[call-overload] # was 2.5 s: renewed
     assert mine["times_delivered"] == 1  # renewals are not deliveries
     assert (await pending_of(pipe, entries[1][0]))["consumer"] == b"b"
     assert not await pipe.redis.exists(pipe.keys.alive("a"))  # the heartbeat's job, not the lease's
