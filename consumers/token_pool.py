@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING
 
 from consumers.tokens import ANONYMOUS, TokenSet
 from jobs import token_state as ts
+from jobs.redis_conn import as_text
+from jobs.script_defs_infra import TOKEN_ACQUIRE, AcquireVerdict, TokenAcquireArgs, TokenAcquireKeys
 from jobs.scripts import load_script
 
 if TYPE_CHECKING:
@@ -50,7 +52,7 @@ class Acquired:
     """What acquire() found: a lease, or why there is none (busy, cooling until, paused until)."""
 
     lease: Lease | None = None
-    verdict: str = "ok"  # ok | busy | cooling | paused
+    verdict: AcquireVerdict = AcquireVerdict.OK
     until_ms: int = 0
 
 
@@ -72,7 +74,7 @@ class TokenPool:
         self.max_in_flight = max_in_flight
         self.lease_ms = int(lease_s * 1000)
         self.gpu_seconds_per_call = gpu_seconds_per_call
-        self._acquire = load_script(redis, "token_acquire")
+        self._acquire = TOKEN_ACQUIRE.load(redis)
         self._release = load_script(redis, "token_release")
 
     async def register(self) -> None:
@@ -103,16 +105,24 @@ class TokenPool:
     async def acquire(self, exclude: Collection[str] = ()) -> Acquired:
         """Take a slot on the best token, or say why none is available (never waits)."""
         call_id = secrets.token_hex(8)
-        script_keys = [ts.space_key(self.keys)]
-        args: list[str | int] = [now_ms(), self.lease_ms, call_id, self.max_in_flight]
+        token_keys: list[str] = []
+        token_args: list[str] = []
         for alias in self.aliases:
-            script_keys += [self.keys.token(alias), ts.leases_key(self.keys, alias)]
-            args += [alias, "1" if alias in exclude else "0"]
-        verdict, value = await self._acquire(keys=script_keys, args=args)
-        verdict = verdict.decode() if isinstance(verdict, bytes) else str(verdict)
-        if verdict == "ok":
-            alias = value.decode() if isinstance(value, bytes) else str(value)
-            return Acquired(Lease(alias, call_id))
+            token_keys += [self.keys.token(alias), ts.leases_key(self.keys, alias)]
+            token_args += [alias, "1" if alias in exclude else "0"]
+        reply = await self._acquire(
+            TokenAcquireKeys(space=ts.space_key(self.keys), tokens=token_keys),
+            TokenAcquireArgs(
+                now_ms=now_ms(),
+                lease_ms=self.lease_ms,
+                call_id=call_id,
+                max_in_flight=self.max_in_flight,
+                tokens=token_args,
+            ),
+        )
+        verdict, value = AcquireVerdict.of(reply), reply[1]
+        if verdict is AcquireVerdict.OK:
+            return Acquired(Lease(as_text(value), call_id))
         return Acquired(verdict=verdict, until_ms=int(value))
 
     async def renew(self, lease: Lease) -> bool:

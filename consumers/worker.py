@@ -30,6 +30,7 @@ from jobs.backoff import Backoff
 from jobs.blobs import BlobStore, FileBlobStore
 from jobs.logs import get_logger
 from jobs.redis_conn import BLOCK_MS, REDIS_DOWN, is_unblocked_by_failover
+from jobs.script_defs import LostEntryVerdict
 from jobs.stop_signals import watch_stop_signals
 from jobs.store import ClaimRefused
 from metrics.definitions import (
@@ -302,7 +303,7 @@ class Consumer:
             for entry_id in found.deleted:
                 verdict = await self.store.fail_lost_entry(entry_id, self.name)
                 JOBS_RECLAIMED.labels(reason="deleted_entry").inc()
-                if verdict == "failed":
+                if verdict is LostEntryVerdict.FAILED:
                     JOBS_DEAD_LETTERED.labels(reason="entry_deleted").inc()
                     JOBS_FINISHED.labels(outcome="dead_lettered").inc()
                 log.warning("entry deleted while pending", entry_id=entry_id, job_fate=verdict)
