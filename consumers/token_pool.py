@@ -18,8 +18,15 @@ from typing import TYPE_CHECKING
 from consumers.tokens import ANONYMOUS, TokenSet
 from jobs import token_state as ts
 from jobs.redis_conn import as_text
-from jobs.script_defs_infra import TOKEN_ACQUIRE, AcquireVerdict, TokenAcquireArgs, TokenAcquireKeys
-from jobs.scripts import load_script
+from jobs.script_defs_infra import (
+    TOKEN_ACQUIRE,
+    TOKEN_RELEASE,
+    AcquireVerdict,
+    TokenAcquireArgs,
+    TokenAcquireKeys,
+    TokenReleaseArgs,
+    TokenReleaseKeys,
+)
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -75,7 +82,7 @@ class TokenPool:
         self.lease_ms = int(lease_s * 1000)
         self.gpu_seconds_per_call = gpu_seconds_per_call
         self._acquire = TOKEN_ACQUIRE.load(redis)
-        self._release = load_script(redis, "token_release")
+        self._release = TOKEN_RELEASE.load(redis)
 
     async def register(self) -> None:
         """Make this consumer's tokens (and its malformed ones, disabled) visible to operators."""
@@ -147,18 +154,20 @@ class TokenPool:
     ) -> None:
         now = now_ms()
         await self._release(
-            keys=[self.keys.token(lease.alias), ts.leases_key(self.keys, lease.alias)],
-            args=[
-                lease.call_id,
-                now,
-                outcome.value,
-                error_code,
-                cooldown_until_ms,
-                requested_s,
-                "1" if charge_gpu else "0",
-                self.gpu_seconds_per_call,
-                ts.gpu_day(now),
-            ],
+            TokenReleaseKeys(
+                token=self.keys.token(lease.alias), leases=ts.leases_key(self.keys, lease.alias)
+            ),
+            TokenReleaseArgs(
+                call_id=lease.call_id,
+                now_ms=now,
+                outcome=outcome.value,
+                error_code=error_code,
+                cooldown_until_ms=cooldown_until_ms,
+                requested_s=requested_s,
+                charge_gpu="1" if charge_gpu else "0",
+                default_gpu_s=self.gpu_seconds_per_call,
+                day=ts.gpu_day(now),
+            ),
         )
 
     async def set_space(self, **fields: object) -> None:

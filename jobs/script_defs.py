@@ -23,6 +23,7 @@ from jobs.script_defs_infra import (
     RENEW,
     TAKEOVER,
     TOKEN_ACQUIRE,
+    TOKEN_RELEASE,
     WEBHOOK_CLAIM,
     WEBHOOK_RESULT,
 )
@@ -31,7 +32,9 @@ from jobs.scripts import Script, Verdict
 __all__ = [
     "ACK",
     "CANCEL",
+    "CLAIM",
     "DEAD_LETTER",
+    "FINISH",
     "FORGET",
     "LOST_ENTRY",
     "MOVE_DUE",
@@ -40,11 +43,21 @@ __all__ = [
     "SCRIPTS",
     "SUBMIT",
     "UPDATE",
+    "ClaimVerdict",
     "JobVerdict",
     "LostEntryVerdict",
     "ReplayVerdict",
     "SubmitVerdict",
 ]
+
+
+class ClaimVerdict(Verdict):
+    """claim.lua: run it ('ok'), or why not ('skip': acknowledged; 'lost': not ours; 'dead')."""
+
+    OK = "ok"
+    SKIP = "skip"
+    LOST = "lost"
+    DEAD = "dead"
 
 
 class JobVerdict(Verdict):
@@ -101,6 +114,27 @@ class AckArgs(NamedTuple):
 ACK = Script("ack", AckKeys, AckArgs)
 
 
+class ClaimKeys(NamedTuple):
+    job: str
+    events: str
+    stream: str
+    entries: str
+
+
+class ClaimArgs(NamedTuple):
+    job_id: str
+    entry_id: str
+    consumer: str
+    now_ms: int
+    events_maxlen: int
+    group: str
+    max_deliveries: int
+    nonce: str  # drawn by the claimer: the fence is "attempt:nonce"
+
+
+CLAIM = Script("claim", ClaimKeys, ClaimArgs, ClaimVerdict)
+
+
 class CancelKeys(NamedTuple):
     job: str
     events: str
@@ -140,6 +174,29 @@ class DeadLetterArgs(NamedTuple):
 
 
 DEAD_LETTER = Script("dead_letter", DeadLetterKeys, DeadLetterArgs, JobVerdict)
+
+
+class FinishKeys(NamedTuple):
+    job: str
+    events: str
+    stream: str
+    entries: str
+
+
+class FinishArgs(NamedTuple):
+    job_id: str
+    fence: str
+    events_maxlen: int
+    status: str
+    group: str
+    entry_id: str
+    now_ms: int
+    result_ttl_s: int
+    copies: str  # "follower=blob,...": each follower's own copy of the result
+    fields: Sequence[str] = ()  # field, value, ...
+
+
+FINISH = Script("finish", FinishKeys, FinishArgs, JobVerdict)
 
 
 class ForgetKeys(NamedTuple):
@@ -275,8 +332,10 @@ SCRIPTS: tuple[Script[Any, Any], ...] = (
     ADMIT_UNFINISHED,
     CANCEL,
     CHARGE_STORED,
+    CLAIM,
     DEAD_CONSUMERS,
     DEAD_LETTER,
+    FINISH,
     FORGET,
     HEARTBEAT,
     LOST_ENTRY,
@@ -291,6 +350,7 @@ SCRIPTS: tuple[Script[Any, Any], ...] = (
     SUBMIT,
     TAKEOVER,
     TOKEN_ACQUIRE,
+    TOKEN_RELEASE,
     UPDATE,
     WEBHOOK_CLAIM,
     WEBHOOK_RESULT,

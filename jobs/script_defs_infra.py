@@ -212,6 +212,26 @@ class TokenAcquireArgs(NamedTuple):
 TOKEN_ACQUIRE = Script("token_acquire", TokenAcquireKeys, TokenAcquireArgs, AcquireVerdict)
 
 
+class TokenReleaseKeys(NamedTuple):
+    token: str  # the token's hash
+    leases: str
+
+
+class TokenReleaseArgs(NamedTuple):
+    call_id: str
+    now_ms: int
+    outcome: str  # success | failure | quota (a failure that also cools the token) | abandoned
+    error_code: str
+    cooldown_until_ms: int
+    requested_s: float  # GPU seconds the Space said it requests per call; 0: unknown
+    charge_gpu: str  # '1' | '0'
+    default_gpu_s: float
+    day: str  # YYYYMMDD, UTC
+
+
+TOKEN_RELEASE = Script("token_release", TokenReleaseKeys, TokenReleaseArgs)
+
+
 class WebhookClaimKeys(NamedTuple):
     due: str
 

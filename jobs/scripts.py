@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
     from redis.commands.core import AsyncScript
 
-__all__ = ["LoadedScript", "Script", "Verdict", "load_script", "lua_prologue"]
+__all__ = ["LoadedScript", "Script", "Verdict", "lua_prologue"]
 
 KeysT = TypeVar("KeysT", bound=NamedTuple)
 ArgsT = TypeVar("ArgsT", bound=NamedTuple)
@@ -133,10 +133,3 @@ class LoadedScript(Generic[KeysT, ArgsT]):
     async def __call__(self, keys: KeysT, args: ArgsT) -> Any:
         wire_keys, wire_args = self.spec.wire(keys, args)
         return await self.script(keys=wire_keys, args=wire_args)
-
-
-def load_script(redis: Redis, name: str) -> AsyncScript:
-    """An undeclared script (claim, finish, token_release until they are declared): positional KEYS/ARGV."""
-    return redis.register_script(
-        "\n".join((_lua("webhook_capture.lua"), _lua("prelude.lua"), _lua(f"{name}.lua")))
-    )

@@ -21,7 +21,9 @@ from jobs.redis_conn import as_text
 from jobs.script_defs import (
     ACK,
     CANCEL,
+    CLAIM,
     DEAD_LETTER,
+    FINISH,
     LOST_ENTRY,
     RETRY,
     UPDATE,
@@ -29,8 +31,13 @@ from jobs.script_defs import (
     AckKeys,
     CancelArgs,
     CancelKeys,
+    ClaimArgs,
+    ClaimKeys,
+    ClaimVerdict,
     DeadLetterArgs,
     DeadLetterKeys,
+    FinishArgs,
+    FinishKeys,
     JobVerdict,
     LostEntryArgs,
     LostEntryKeys,
@@ -40,7 +47,6 @@ from jobs.script_defs import (
     UpdateArgs,
     UpdateKeys,
 )
-from jobs.scripts import load_script
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -98,7 +104,7 @@ class ClaimRefused(msgspec.Struct, frozen=True):
     'dead': delivered more than max_deliveries times (the caller dead-letters it with `as_claim`).
     """
 
-    verdict: str
+    verdict: ClaimVerdict
     reason: str
     attempt: int = 0
     deliveries: int = 0
@@ -132,9 +138,9 @@ class JobStore:
         self.job_ttl_s = job_ttl_s
         self.blob_ttl_s = blob_ttl_s
         self.durability = durability or Durability(redis, keys.durable)
-        self._claim = load_script(redis, "claim")
+        self._claim = CLAIM.load(redis)
         self._update = UPDATE.load(redis)
-        self._finish = load_script(redis, "finish")
+        self._finish = FINISH.load(redis)
         self._ack = ACK.load(redis)
         self._cancel = CANCEL.load(redis)
         self._retry = RETRY.load(redis)
@@ -171,22 +177,27 @@ class JobStore:
     ) -> Claim | ClaimRefused:
         """Take a delivered entry this consumer owns: a Claim to run it, or why not."""
         reply = await self._claim(
-            keys=[self.keys.job(job_id), self.keys.events, self.keys.stream, self.keys.entries],
-            args=[
-                job_id,
-                entry_id,
-                consumer,
-                now_ms(),
-                EVENTS_MAXLEN,
-                self.keys.group,
-                max_deliveries,
-                secrets.token_hex(6),
-            ],
+            ClaimKeys(
+                job=self.keys.job(job_id),
+                events=self.keys.events,
+                stream=self.keys.stream,
+                entries=self.keys.entries,
+            ),
+            ClaimArgs(
+                job_id=job_id,
+                entry_id=entry_id,
+                consumer=consumer,
+                now_ms=now_ms(),
+                events_maxlen=EVENTS_MAXLEN,
+                group=self.keys.group,
+                max_deliveries=max_deliveries,
+                nonce=secrets.token_hex(6),
+            ),
         )
-        verdict = as_text(reply[0])
-        if verdict == "ok":
+        verdict = ClaimVerdict.of(reply)
+        if verdict is ClaimVerdict.OK:
             return Claim(job_id, entry_id, int(reply[1]), int(reply[2]), fence=as_text(reply[3]))
-        if verdict == "dead":
+        if verdict is ClaimVerdict.DEAD:
             return ClaimRefused(verdict, "max_deliveries", int(reply[1]), int(reply[2]), as_text(reply[3]))
         return ClaimRefused(verdict, as_text(reply[1]))
 
@@ -212,12 +223,12 @@ class JobStore:
         except NotDurable as exc:
             if isinstance(exc.reply, list):  # finish() refused for want of copies: nothing written
                 return exc.reply
-            exc.reply = as_text(exc.reply)
+            exc.reply = JobVerdict.of(exc.reply)
             raise
 
     async def finish(
         self, claim: Claim, status: Status, *, copies: Mapping[str, str] | None = None, **fields: object
-    ) -> str:
+    ) -> JobVerdict:
         """Terminal status + XACK + XDEL in one step, fenced like update(); durable if configured.
 
         Returns 'ok', 'withdrawn' (done, for the followers of a job its owner erased), 'fenced',
@@ -225,25 +236,29 @@ class JobStore:
         needs `copies` (follower id -> its own copy of the result); FollowersWaiting names those
         still without one, and nothing was written.
         """
-        reply = await self._durably(
-            self._finish,
-            [self.keys.job(claim.job_id), self.keys.events, self.keys.stream, self.keys.entries],
-            [
-                claim.job_id,
-                claim.fence,
-                EVENTS_MAXLEN,
-                status.value,
-                self.keys.group,
-                claim.entry_id,
-                now_ms(),
-                self.blob_ttl_s,
-                ",".join(f"{job}={blob}" for job, blob in (copies or {}).items()),
-                *_flatten(fields),
-            ],
+        keys = FinishKeys(
+            job=self.keys.job(claim.job_id),
+            events=self.keys.events,
+            stream=self.keys.stream,
+            entries=self.keys.entries,
         )
-        if isinstance(reply, list):
+        args = FinishArgs(
+            job_id=claim.job_id,
+            fence=claim.fence,
+            events_maxlen=EVENTS_MAXLEN,
+            status=status.value,
+            group=self.keys.group,
+            entry_id=claim.entry_id,
+            now_ms=now_ms(),
+            result_ttl_s=self.blob_ttl_s,
+            copies=",".join(f"{job}={blob}" for job, blob in (copies or {}).items()),
+            fields=_flatten(fields),
+        )
+        reply = await self._durably(self._finish.script, *FINISH.wire(keys, args))
+        verdict = JobVerdict.of(reply)
+        if verdict is JobVerdict.COPIES:
             raise FollowersWaiting([as_text(job) for job in reply[1:]])
-        return as_text(reply)
+        return verdict
 
     async def ack(self, entry_id: str) -> None:
         await self._ack(
