@@ -28,6 +28,7 @@ from jobs.durable import NotDurable
 from jobs.logs import get_logger
 from jobs.model import JobRecord, Status
 from jobs.redis_conn import REDIS_DOWN
+from jobs.script_defs import JobVerdict
 from jobs.store import Claim, FollowersWaiting, JobStore, now_ms
 from metrics.definitions import (
     ENDS_NOT_DURABLE,
@@ -105,7 +106,9 @@ class JobRunner:
                 log.warning("redis unavailable, will retry", error=str(exc), retry_in_s=round(delay, 2))
                 await anyio.sleep(delay)
 
-    async def end(self, write: Callable[..., Awaitable[str]], claim: Claim, *args: Any, **kwargs: Any) -> str:
+    async def end(
+        self, write: Callable[..., Awaitable[JobVerdict]], claim: Claim, *args: Any, **kwargs: Any
+    ) -> JobVerdict:
         """A job's end (finish or dead letter), waiting out outages; its verdict.
 
         With durable acknowledgements on, the end counts as done once the replicas confirmed it. If
@@ -116,7 +119,7 @@ class JobRunner:
         except NotDurable as exc:
             ENDS_NOT_DURABLE.inc()
             log.warning("job end not confirmed by the replicas", confirmed=exc.confirmed, wanted=exc.wanted)
-            return str(exc.reply)
+            return JobVerdict.of(exc.reply)
 
     async def run(self, running: Running) -> str:
         """Run the job; returns the outcome (for logs and the run-time histogram)."""
@@ -201,14 +204,14 @@ class JobRunner:
                     await self.persist(
                         partial(self.blobs.put, copies[job_id], result.data, self.settings.blob_ttl_seconds)
                     )
-        if verdict == "withdrawn":  # its owner erased it; the followers have their copies
+        if verdict is JobVerdict.WITHDRAWN:  # its owner erased it; the followers have their copies
             await self.persist(partial(self.blobs.delete, result_key))
             log.info("job succeeded for the jobs merged into it", followers=len(copies))
             self._finished("succeeded", record)
             return "succeeded"
-        if verdict != "ok" and not await self._ours(claim, result_key):
+        if verdict is not JobVerdict.OK and not await self._ours(claim, result_key):
             await self.persist(partial(self.blobs.delete, result_key))
-            if verdict == "fenced":
+            if verdict is JobVerdict.FENCED:
                 LEASES_LOST.inc()
             log.info("result discarded", verdict=verdict)
             return "discarded"
@@ -248,7 +251,7 @@ class JobRunner:
                 count_failure=True,
                 consumer=self.consumer,
             )
-            if verdict == "ok":
+            if verdict is JobVerdict.OK:
                 JOBS_DEAD_LETTERED.labels(reason="max_attempts").inc()
                 self._finished("dead_lettered", record)
                 log.warning("job dead-lettered", code=plan.error_code)
@@ -266,7 +269,7 @@ class JobRunner:
                 error_message=plan.error_message,
             )
         )
-        if verdict != "ok":
+        if verdict is not JobVerdict.OK:
             return self._refused(verdict)
         JOBS_RETRIED.labels(error_class=kind).inc()
         resume_in_s = round(plan.due_ms / 1000 - time.time(), 1)
@@ -282,7 +285,7 @@ class JobRunner:
             error_message=message,
             phase="failed",
         )
-        if verdict != "ok":
+        if verdict is not JobVerdict.OK:
             return self._refused(verdict)
         log.info("job failed", code=code)
         self._finished("failed", record)
@@ -297,8 +300,8 @@ class JobRunner:
         log.info("job stopped", reason=running.reason, verdict=verdict)
         return CANCELLED
 
-    def _refused(self, verdict: str) -> str:
-        if verdict == "fenced":
+    def _refused(self, verdict: JobVerdict) -> str:
+        if verdict is JobVerdict.FENCED:
             LEASES_LOST.inc()
         log.info("write refused", verdict=verdict)
         return "discarded"
@@ -310,11 +313,11 @@ class JobRunner:
             JOB_END_TO_END.labels(outcome=outcome).observe(max(now_ms() - record.created_at, 0) / 1000)
 
     @staticmethod
-    def _write_refused(running: Running, verdict: str) -> None:
+    def _write_refused(running: Running, verdict: JobVerdict) -> None:
         """A progress write was refused: the job is no longer this run's to work on."""
-        if verdict == "fenced":
+        if verdict is JobVerdict.FENCED:
             running.halt(TAKEN_OVER)
-        elif verdict == "missing":
+        elif verdict is JobVerdict.MISSING:
             running.halt(MISSING)
-        elif verdict == Status.CANCELLED.value:
+        elif verdict is JobVerdict.CANCELLED:
             running.halt(CANCELLED)

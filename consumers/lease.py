@@ -27,7 +27,16 @@ from redis.exceptions import ResponseError
 from jobs.backoff import Backoff
 from jobs.logs import get_logger
 from jobs.redis_conn import REDIS_DOWN, as_text
-from jobs.scripts import load_script
+from jobs.script_defs_infra import (
+    HEARTBEAT,
+    RELEASE,
+    RENEW,
+    HeartbeatArgs,
+    HeartbeatKeys,
+    ReleaseArgs,
+    RenewArgs,
+    StreamKeys,
+)
 from metrics.definitions import CONSUMER_HEARTBEAT_GAP
 
 if TYPE_CHECKING:
@@ -54,9 +63,9 @@ class Leases:
         self.lease_ms = int(lease_s * 1000)
         self.heartbeat_timeout_ms = int(heartbeat_timeout_s * 1000)
         self.instance = secrets.token_hex(8)
-        self._beat = load_script(redis, "heartbeat")
-        self._renew = load_script(redis, "renew")
-        self._release = load_script(redis, "release")
+        self._beat = HEARTBEAT.load(redis)
+        self._renew = RENEW.load(redis)
+        self._release = RELEASE.load(redis)
 
     @property
     def alive_key(self) -> str:
@@ -71,8 +80,10 @@ class Leases:
     async def beat(self) -> bool:
         """Refresh the liveness key; False if another process holds this name now (stop, then)."""
         kept = await self._beat(
-            keys=[self.alive_key, self.keys.consumers],
-            args=[self.consumer, self.instance, self.heartbeat_timeout_ms],
+            HeartbeatKeys(alive=self.alive_key, consumers=self.keys.consumers),
+            HeartbeatArgs(
+                consumer=self.consumer, instance=self.instance, timeout_ms=self.heartbeat_timeout_ms
+            ),
         )
         return bool(int(kept))
 
@@ -111,7 +122,10 @@ class Leases:
 
     async def renew(self, entry_ids: list[str]) -> list[str]:
         """Renew the leases of the entries still owned; returns the ids no longer owned."""
-        lost = await self._renew(keys=[self.keys.stream], args=[self.keys.group, self.consumer, *entry_ids])
+        lost = await self._renew(
+            StreamKeys(stream=self.keys.stream),
+            RenewArgs(group=self.keys.group, consumer=self.consumer, entry_ids=entry_ids),
+        )
         return [as_text(entry) for entry in lost]
 
     async def release(self, entry_ids: list[str]) -> int:
@@ -119,8 +133,10 @@ class Leases:
         if not entry_ids:
             return 0
         released = await self._release(
-            keys=[self.keys.stream],
-            args=[self.keys.group, self.consumer, RELEASE_IDLE_MS, *entry_ids],
+            StreamKeys(stream=self.keys.stream),
+            ReleaseArgs(
+                group=self.keys.group, consumer=self.consumer, idle_ms=RELEASE_IDLE_MS, entry_ids=entry_ids
+            ),
         )
         return int(released)
 

@@ -18,6 +18,7 @@ from consumers.space_client import SpaceUpdate
 from jobs.logs import get_logger
 from jobs.model import Status
 from jobs.redis_conn import REDIS_DOWN
+from jobs.script_defs import JobVerdict
 from jobs.store import Claim, JobStore
 
 __all__ = ["ProgressWriter"]
@@ -28,7 +29,7 @@ MIN_INTERVAL_S = 0.25
 
 
 class ProgressWriter:
-    def __init__(self, store: JobStore, claim: Claim, on_verdict: Callable[[str], None]) -> None:
+    def __init__(self, store: JobStore, claim: Claim, on_verdict: Callable[[JobVerdict], None]) -> None:
         self._store = store
         self._claim = claim
         self._on_verdict = on_verdict  # told when a write is refused (cancelled, taken over, gone)
@@ -71,5 +72,5 @@ class ProgressWriter:
             except REDIS_DOWN as exc:
                 log.debug("progress not written", error=str(exc))
                 return
-            if verdict != "ok":
+            if verdict is not JobVerdict.OK:
                 self._on_verdict(verdict)

@@ -35,7 +35,22 @@ from consumers.lease import RELEASE_IDLE_MS
 from jobs.logs import get_logger
 from jobs.redis_conn import as_text
 from jobs.redis_topology import server_info
-from jobs.scripts import load_script
+from jobs.script_defs_infra import (
+    DEAD_CONSUMERS,
+    REAP_CONSUMER,
+    RECLAIM,
+    TAKEOVER,
+    DeadConsumersArgs,
+    DeadConsumersKeys,
+    ReapArgs,
+    ReapKeys,
+    ReapVerdict,
+    ReclaimArgs,
+    StreamKeys,
+    TakeoverArgs,
+    TakeoverKeys,
+    TakeoverVerdict,
+)
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -149,7 +164,7 @@ class Reclaimer:
         self.consumer = consumer
         self.min_idle_ms = int(lease_s * 1000)
         self._cursor = "0-0"
-        self._script = load_script(redis, "reclaim")
+        self._script = RECLAIM.load(redis)
 
     async def reclaim(
         self, count: int, max_passes: int = 100, *, min_idle_ms: int | None = None
@@ -168,8 +183,14 @@ class Reclaimer:
             if want <= 0:
                 break
             cursor, claimed, deleted = await self._script(
-                keys=[self.keys.stream],
-                args=[self.keys.group, self.consumer, min_idle_ms or self.min_idle_ms, self._cursor, want],
+                StreamKeys(stream=self.keys.stream),
+                ReclaimArgs(
+                    group=self.keys.group,
+                    consumer=self.consumer,
+                    min_idle_ms=min_idle_ms or self.min_idle_ms,
+                    cursor=self._cursor,
+                    max_entries=want,
+                ),
             )
             self._cursor = as_text(cursor)
             found.add(claimed, deleted)
@@ -185,12 +206,14 @@ class Takeover:
         self.redis = redis
         self.keys = keys
         self.consumer = consumer
-        self._dead = load_script(redis, "dead_consumers")
-        self._take = load_script(redis, "takeover")
+        self._dead = DEAD_CONSUMERS.load(redis)
+        self._take = TAKEOVER.load(redis)
 
     async def dead_owners(self, limit: int = DEAD_PER_SCAN) -> list[str]:
         """Consumers whose liveness key should have expired (Redis's clock), this one excepted."""
-        names = await self._dead(keys=[self.keys.consumers], args=[limit])
+        names = await self._dead(
+            DeadConsumersKeys(consumers=self.keys.consumers), DeadConsumersArgs(limit=limit)
+        )
         return [name for name in map(as_text, names) if name != self.consumer]
 
     async def take_over(self, count: int, owners: list[str]) -> Reclaimed:
@@ -200,12 +223,15 @@ class Takeover:
             want = count - len(found.entries)
             if want <= 0:
                 break
-            verdict, claimed, deleted = await self._take(
-                keys=[self.keys.stream, self.keys.alive(owner), self.keys.consumers],
-                args=[self.keys.group, self.consumer, owner, want],
+            reply = await self._take(
+                TakeoverKeys(
+                    stream=self.keys.stream, alive=self.keys.alive(owner), consumers=self.keys.consumers
+                ),
+                TakeoverArgs(group=self.keys.group, consumer=self.consumer, owner=owner, max_entries=want),
             )
+            _verdict, claimed, deleted = reply
             found.add(claimed, deleted)
-            if as_text(verdict) == "removed":
+            if TakeoverVerdict.of(reply) is TakeoverVerdict.REMOVED:
                 found.removed.append(owner)
         return found
 
@@ -266,7 +292,7 @@ class Reaper:
         self.redis = redis
         self.keys = keys
         self.consumer = consumer
-        self._script = load_script(redis, "reap_consumer")
+        self._script = REAP_CONSUMER.load(redis)
 
     async def candidates(self) -> list[str]:
         """Consumers of the group (and heartbeat entries) that own nothing right now."""
@@ -279,14 +305,14 @@ class Reaper:
         names.discard(self.consumer)
         return sorted(names)
 
-    async def reap_one(self, name: str) -> str:
+    async def reap_one(self, name: str) -> ReapVerdict:
         """'deleted', or why not: 'alive' (liveness key present) or 'pending' (owns entries)."""
-        verdict = await self._script(
-            keys=[self.keys.stream, self.keys.alive(name), self.keys.consumers],
-            args=[self.keys.group, name],
+        reply = await self._script(
+            ReapKeys(stream=self.keys.stream, alive=self.keys.alive(name), consumers=self.keys.consumers),
+            ReapArgs(group=self.keys.group, consumer=name),
         )
-        return as_text(verdict)
+        return ReapVerdict.of(reply)
 
     async def reap(self) -> list[str]:
         """Delete every consumer that is gone and owns nothing; returns their names."""
-        return [name for name in await self.candidates() if await self.reap_one(name) == "deleted"]
+        return [name for name in await self.candidates() if await self.reap_one(name) is ReapVerdict.DELETED]

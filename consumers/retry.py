@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from consumers.errors import ErrorKind, QuotaWait, SpaceError
 from jobs.backoff import backoff_delay
 from jobs.model import Status
-from jobs.scripts import load_script
+from jobs.script_defs import MOVE_DUE, MoveDueArgs, MoveDueKeys
 from jobs.store import EVENTS_MAXLEN, Clock, now_ms
 
 if TYPE_CHECKING:
@@ -97,11 +97,16 @@ class DueMover:
     def __init__(self, redis: Redis, keys: Keys, *, clock: Clock = now_ms) -> None:
         self.keys = keys
         self._clock = clock
-        self._script = load_script(redis, "move_due")
+        self._script = MOVE_DUE.load(redis)
 
     async def move(self, limit: int = 100) -> int:
         moved = await self._script(
-            keys=[self.keys.delayed, self.keys.stream, self.keys.events],
-            args=[self._clock(), limit, EVENTS_MAXLEN, self.keys.job("")],
+            MoveDueKeys(delayed=self.keys.delayed, stream=self.keys.stream, events=self.keys.events),
+            MoveDueArgs(
+                now_ms=self._clock(),
+                limit=limit,
+                events_maxlen=EVENTS_MAXLEN,
+                job_key_prefix=self.keys.job(""),
+            ),
         )
         return int(moved)

@@ -42,6 +42,7 @@ from consumers.tokens import TokenSet, load_tokens
 from jobs import token_state as ts
 from jobs.logs import get_logger
 from jobs.model import JobParams
+from jobs.script_defs_infra import AcquireVerdict
 from jobs.store import now_ms
 from metrics.definitions import QUOTA_COOLDOWNS, SPACE_CALL, SPACE_CIRCUIT_OPEN, SPACE_ERRORS
 
@@ -268,9 +269,9 @@ class SpaceCaller:
             got = await self.pool.acquire(refused)
             if got.lease is not None:
                 return got.lease
-            if got.verdict == "cooling":
+            if got.verdict is AcquireVerdict.COOLING:
                 raise QuotaWait(got.until_ms)
-            if got.verdict == "paused":
+            if got.verdict is AcquireVerdict.PAUSED:
                 self._breaker.adopt(got.until_ms / 1000, "another consumer found the Space paused or broken")
                 raise self._paused_error(got.until_ms / 1000)
             if stop.is_set():

@@ -16,7 +16,16 @@ from typing import TYPE_CHECKING
 
 from consumers.tokens import ANONYMOUS, TokenSet
 from jobs import token_state as ts
-from jobs.scripts import load_script
+from jobs.redis_conn import as_text
+from jobs.script_defs_infra import (
+    TOKEN_ACQUIRE,
+    TOKEN_RELEASE,
+    AcquireVerdict,
+    TokenAcquireArgs,
+    TokenAcquireKeys,
+    TokenReleaseArgs,
+    TokenReleaseKeys,
+)
 from jobs.store import Clock, now_ms
 
 if TYPE_CHECKING:
@@ -46,7 +55,7 @@ class Acquired:
     """What acquire() found: a lease, or why there is none (busy, cooling until, paused until)."""
 
     lease: Lease | None = None
-    verdict: str = "ok"  # ok | busy | cooling | paused
+    verdict: AcquireVerdict = AcquireVerdict.OK
     until_ms: int = 0
 
 
@@ -70,8 +79,8 @@ class TokenPool:
         self.max_in_flight = max_in_flight
         self.lease_ms = int(lease_s * 1000)
         self.gpu_seconds_per_call = gpu_seconds_per_call
-        self._acquire = load_script(redis, "token_acquire")
-        self._release = load_script(redis, "token_release")
+        self._acquire = TOKEN_ACQUIRE.load(redis)
+        self._release = TOKEN_RELEASE.load(redis)
 
     async def register(self) -> None:
         """Make this consumer's tokens (and its malformed ones, disabled) visible to operators."""
@@ -101,16 +110,24 @@ class TokenPool:
     async def acquire(self, exclude: Collection[str] = ()) -> Acquired:
         """Take a slot on the best token, or say why none is available (never waits)."""
         call_id = secrets.token_hex(8)
-        script_keys = [ts.space_key(self.keys)]
-        args: list[str | int] = [self._clock(), self.lease_ms, call_id, self.max_in_flight]
+        token_keys: list[str] = []
+        token_args: list[str] = []
         for alias in self.aliases:
-            script_keys += [self.keys.token(alias), ts.leases_key(self.keys, alias)]
-            args += [alias, "1" if alias in exclude else "0"]
-        verdict, value = await self._acquire(keys=script_keys, args=args)
-        verdict = verdict.decode() if isinstance(verdict, bytes) else str(verdict)
-        if verdict == "ok":
-            alias = value.decode() if isinstance(value, bytes) else str(value)
-            return Acquired(Lease(alias, call_id))
+            token_keys += [self.keys.token(alias), ts.leases_key(self.keys, alias)]
+            token_args += [alias, "1" if alias in exclude else "0"]
+        reply = await self._acquire(
+            TokenAcquireKeys(space=ts.space_key(self.keys), tokens=token_keys),
+            TokenAcquireArgs(
+                now_ms=self._clock(),
+                lease_ms=self.lease_ms,
+                call_id=call_id,
+                max_in_flight=self.max_in_flight,
+                tokens=token_args,
+            ),
+        )
+        verdict, value = AcquireVerdict.of(reply), reply[1]
+        if verdict is AcquireVerdict.OK:
+            return Acquired(Lease(as_text(value), call_id))
         return Acquired(verdict=verdict, until_ms=int(value))
 
     async def renew(self, lease: Lease) -> bool:
@@ -135,18 +152,20 @@ class TokenPool:
     ) -> None:
         now = self._clock()
         await self._release(
-            keys=[self.keys.token(lease.alias), ts.leases_key(self.keys, lease.alias)],
-            args=[
-                lease.call_id,
-                now,
-                outcome.value,
-                error_code,
-                cooldown_until_ms,
-                requested_s,
-                "1" if charge_gpu else "0",
-                self.gpu_seconds_per_call,
-                ts.gpu_day(now),
-            ],
+            TokenReleaseKeys(
+                token=self.keys.token(lease.alias), leases=ts.leases_key(self.keys, lease.alias)
+            ),
+            TokenReleaseArgs(
+                call_id=lease.call_id,
+                now_ms=now,
+                outcome=outcome.value,
+                error_code=error_code,
+                cooldown_until_ms=cooldown_until_ms,
+                requested_s=requested_s,
+                charge_gpu="1" if charge_gpu else "0",
+                default_gpu_s=self.gpu_seconds_per_call,
+                day=ts.gpu_day(now),
+            ),
         )
 
     async def set_space(self, **fields: object) -> None:

@@ -30,6 +30,7 @@ from jobs.backoff import Backoff
 from jobs.blobs import BlobStore, FileBlobStore
 from jobs.logs import get_logger
 from jobs.redis_conn import BLOCK_MS, REDIS_DOWN, is_unblocked_by_failover
+from jobs.script_defs import ClaimVerdict, JobVerdict, LostEntryVerdict
 from jobs.stop_signals import watch_stop_signals
 from jobs.store import ClaimRefused
 from metrics.definitions import (
@@ -302,7 +303,7 @@ class Consumer:
             for entry_id in found.deleted:
                 verdict = await self.store.fail_lost_entry(entry_id, self.name)
                 JOBS_RECLAIMED.labels(reason="deleted_entry").inc()
-                if verdict == "failed":
+                if verdict is LostEntryVerdict.FAILED:
                     JOBS_DEAD_LETTERED.labels(reason="entry_deleted").inc()
                     JOBS_FINISHED.labels(outcome="dead_lettered").inc()
                 log.warning("entry deleted while pending", entry_id=entry_id, job_fate=verdict)
@@ -336,7 +337,7 @@ class Consumer:
         tg.start_soon(self._run_job, running)
 
     async def _refused(self, job_id: str, entry_id: str, refusal: ClaimRefused) -> None:
-        if refusal.verdict != "dead":
+        if refusal.verdict is not ClaimVerdict.DEAD:
             log.info("entry not run", job_id=job_id, verdict=refusal.verdict, reason=refusal.reason)
             return
         verdict = await self.runner.end(
@@ -351,7 +352,7 @@ class Consumer:
             count_failure=False,
             consumer=self.name,
         )
-        if verdict == "ok":
+        if verdict is JobVerdict.OK:
             JOBS_DEAD_LETTERED.labels(reason="max_deliveries").inc()
             JOBS_FINISHED.labels(outcome="dead_lettered").inc()
         log.warning("job dead-lettered", job_id=job_id, reason="max_deliveries", verdict=verdict)

@@ -92,13 +92,15 @@ def replay(ref: str | None, replay_all: bool, **values: Any) -> None:
             raise click.ClickException(f"no dead letter for {ref!r}")
         return [await letters.replay(letter)]
 
+    from jobs.script_defs import ReplayVerdict
+
     results = _run(values, work)
     replayed = 0
     for result in results:
-        if result.verdict == "ok":
+        if result.verdict is ReplayVerdict.OK:
             replayed += 1
             click.echo(f"{result.job}: queued again")
-        elif result.verdict == "missing":
+        elif result.verdict is ReplayVerdict.MISSING:
             click.echo(
                 f"{result.job}: expired, cannot be replayed (its dead letter {result.id} stays)", err=True
             )

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from jobs.redis_conn import as_text
-from jobs.scripts import load_script
+from jobs.script_defs import REPLAY, ReplayArgs, ReplayKeys, ReplayVerdict
 from jobs.store import EVENTS_MAXLEN
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
 class ReplayResult(msgspec.Struct, frozen=True):
     id: str
     job: str
-    verdict: str  # ok | missing (job expired) | the job's status when it was not failed
+    verdict: ReplayVerdict  # ok | missing (job expired) | the job's status when it was not failed
 
 
 class DeadLetters:
@@ -46,7 +46,7 @@ class DeadLetters:
         self.redis = redis
         self.keys = keys
         self.job_ttl_s = job_ttl_s
-        self._replay = load_script(redis, "replay")
+        self._replay = REPLAY.load(redis)
 
     async def count(self) -> int:
         return int(await self.redis.xlen(self.keys.dead))
@@ -68,11 +68,21 @@ class DeadLetters:
         return _letter(*rows[0]) if rows else None
 
     async def replay(self, letter: DeadLetter) -> ReplayResult:
-        verdict = await self._replay(
-            keys=[self.keys.dead, self.keys.job(letter.job), self.keys.stream, self.keys.events],
-            args=[letter.id, letter.job, EVENTS_MAXLEN, self.job_ttl_s],
+        reply = await self._replay(
+            ReplayKeys(
+                dead=self.keys.dead,
+                job=self.keys.job(letter.job),
+                stream=self.keys.stream,
+                events=self.keys.events,
+            ),
+            ReplayArgs(
+                dead_entry_id=letter.id,
+                job_id=letter.job,
+                events_maxlen=EVENTS_MAXLEN,
+                job_ttl_s=self.job_ttl_s,
+            ),
         )
-        return ReplayResult(letter.id, letter.job, as_text(verdict))
+        return ReplayResult(letter.id, letter.job, ReplayVerdict.of(reply))
 
     async def replay_all(self, batch: int = 500) -> list[ReplayResult]:
         """Replay every dead letter present now; expired jobs stay listed (verdict 'missing')."""

@@ -28,7 +28,14 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from jobs.scripts import load_script
+from jobs.script_defs_infra import (
+    ADMIT_UNFINISHED,
+    CHARGE_STORED,
+    AdmitArgs,
+    AdmitKeys,
+    ChargeArgs,
+    ChargeKeys,
+)
 from jobs.store import now_ms
 
 if TYPE_CHECKING:
@@ -66,7 +73,7 @@ class UnfinishedJobs:
         self._redis = redis
         self._keys = keys
         self._ttl_s = ttl_s
-        self._admit = load_script(redis, "admit_unfinished")
+        self._admit = ADMIT_UNFINISHED.load(redis)
 
     def key_of(self, client: str) -> str:
         """The ZSET of one client's jobs: `key:<id>` for an API key, else a hash of the client."""
@@ -88,8 +95,15 @@ class UnfinishedJobs:
         name = self.key_of(client)
         reservation = "r:" + secrets.token_hex(8)
         admitted, _count = await self._admit(
-            keys=[name],
-            args=[self._keys.job(""), limit, reservation, now_ms(), RESERVATION_MS, self._ttl_s],
+            AdmitKeys(open=name),
+            AdmitArgs(
+                job_key_prefix=self._keys.job(""),
+                limit=limit,
+                reservation=reservation,
+                now_ms=now_ms(),
+                reservation_ttl_ms=RESERVATION_MS,
+                ttl_s=self._ttl_s,
+            ),
         )
         if not int(admitted):
             raise TooManyUnfinished(limit)
@@ -119,7 +133,7 @@ class StoredBytes:
     def __init__(self, redis: Redis, keys: Keys, *, window_s: int) -> None:
         self._keys = keys
         self._window_s = window_s
-        self._charge = load_script(redis, "charge_stored")
+        self._charge = CHARGE_STORED.load(redis)
 
     def key_of(self, client: str) -> str:
         return f"{self._keys.prefix}stored:{client_digest(client)}"
@@ -129,6 +143,7 @@ class StoredBytes:
         if limit <= 0:
             return StorageDecision(True, 0, 0)
         allowed, used, left_ms = await self._charge(
-            keys=[self.key_of(client)], args=[size, limit, self._window_s * 1000]
+            ChargeKeys(counter=self.key_of(client)),
+            ChargeArgs(size=size, limit=limit, window_ms=self._window_s * 1000),
         )
         return StorageDecision(bool(int(allowed)), int(used), max(1, -(-int(left_ms) // 1000)))

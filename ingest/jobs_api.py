@@ -31,6 +31,7 @@ from ingest.results import (
 )
 from ingest.services import Services
 from jobs.model import JobRecord, Status
+from jobs.script_defs import JobVerdict
 from jobs.wire import JobView, job_view
 from metrics.definitions import JOBS_CANCELLED
 
@@ -232,5 +233,5 @@ class JobsController(Controller):
         verdict = await services.submissions.forget(job_id)
         if verdict is None:
             raise job_not_found()
-        if verdict == "ok":
+        if verdict is JobVerdict.OK:
             JOBS_CANCELLED.inc()

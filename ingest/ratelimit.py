@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from jobs.scripts import load_script
+from jobs.script_defs_infra import RATELIMIT, RateLimitArgs, RateLimitKeys
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -38,7 +38,7 @@ class Decision:
 class RateLimiter:
     def __init__(self, redis: Redis, keys: Keys) -> None:
         self._keys = keys
-        self._script = load_script(redis, "ratelimit")
+        self._script = RATELIMIT.load(redis)
 
     async def hit(self, bucket: str, client: str, per_minute: int, *, cost: int = 1) -> Decision:
         """Spend `cost` tokens of `client`'s bucket `bucket` (capacity and refill: per_minute a minute).
@@ -47,8 +47,8 @@ class RateLimiter:
         digest = hashlib.sha256(client.encode()).hexdigest()[:24]
         interval_ms = max(1, 60_000 // per_minute)
         allowed, remaining, retry_ms = await self._script(
-            keys=[self._keys.rate_limit(f"{bucket}:{digest}")],
-            args=[interval_ms, per_minute, max(1, min(cost, per_minute))],
+            RateLimitKeys(bucket=self._keys.rate_limit(f"{bucket}:{digest}")),
+            RateLimitArgs(interval_ms=interval_ms, capacity=per_minute, cost=max(1, min(cost, per_minute))),
         )
         return Decision(
             allowed=bool(int(allowed)),

@@ -39,7 +39,16 @@ from jobs.durable import NotDurable
 from jobs.engine import EngineInfo
 from jobs.model import JobParams, JobRecord, params_to_hash
 from jobs.redis_conn import as_text
-from jobs.scripts import load_script
+from jobs.script_defs import (
+    FORGET,
+    SUBMIT,
+    ForgetArgs,
+    ForgetKeys,
+    JobVerdict,
+    SubmitArgs,
+    SubmitKeys,
+    SubmitVerdict,
+)
 from jobs.store import EVENTS_MAXLEN, now_ms
 from jobs.wire import job_view
 
@@ -112,8 +121,8 @@ class Submissions:
         self.blobs = blobs
         self.idempotency_ttl_s = idempotency_ttl_s
         self.result_cache = result_cache
-        self._submit = load_script(store.redis, "submit")
-        self._forget = load_script(store.redis, "forget")
+        self._submit = SUBMIT.load(store.redis)
+        self._forget = FORGET.load(store.redis)
 
     @property
     def redis(self) -> Redis:
@@ -195,15 +204,15 @@ class Submissions:
         try:
             reply = await self._write(job_id, digest, idem_digest, fingerprint, mode, body, fields)
         except NotDurable as exc:
-            if as_text(exc.reply[0]) != "created":
+            if SubmitVerdict.of(exc.reply) is not SubmitVerdict.CREATED:
                 reply = exc.reply  # it wrote nothing; a replay vouches for its own job below
             else:
                 exc.reply = Accepted(job_id, body, _OUTCOMES[as_text(exc.reply[2])])
                 raise
-        verdict = as_text(reply[0])
-        if verdict == "created":
+        verdict = SubmitVerdict.of(reply)
+        if verdict is SubmitVerdict.CREATED:
             return Accepted(job_id, body, _OUTCOMES[as_text(reply[2])])
-        if verdict == "replay":
+        if verdict is SubmitVerdict.REPLAY:
             # A racing request with the same key won; nothing refers to these blobs.
             await self.blobs.delete(*written)
             if not int(reply[2]):
@@ -224,28 +233,26 @@ class Submissions:
         fields: dict[str, str],
     ) -> list[Any]:
         """submit.lua, followed by WAIT when durable acknowledgements are on."""
-        reply: list[Any] = await self.store.durability.run(
-            self._submit,
-            [
-                self.keys.job(job_id),
-                self.keys.stream,
-                self.keys.events,
-                self.keys.idempotency(idem_digest or "-"),
-                self.keys.in_flight(digest),
-            ],
-            [
-                job_id,
-                self.store.job_ttl_s,
-                EVENTS_MAXLEN,
-                self.idempotency_ttl_s if idem_digest is not None else 0,
-                fingerprint,
-                mode,
-                body,
-                1 if self.result_cache else 0,
-                self.keys.followers(""),
-                *(item for pair in fields.items() for item in pair),
-            ],
+        keys = SubmitKeys(
+            job=self.keys.job(job_id),
+            stream=self.keys.stream,
+            events=self.keys.events,
+            idem=self.keys.idempotency(idem_digest or "-"),
+            inflight=self.keys.in_flight(digest),
         )
+        args = SubmitArgs(
+            job_id=job_id,
+            job_ttl_s=self.store.job_ttl_s,
+            events_maxlen=EVENTS_MAXLEN,
+            idem_ttl_s=self.idempotency_ttl_s if idem_digest is not None else 0,
+            fingerprint=fingerprint,
+            mode=mode,
+            accepted_body=body,
+            merge=1 if self.result_cache else 0,
+            followers_prefix=self.keys.followers(""),
+            fields=[item for pair in fields.items() for item in pair],
+        )
+        reply: list[Any] = await self.store.durability.run(self._submit.script, *SUBMIT.wire(keys, args))
         return reply
 
     async def _cached_result(self, job_id: str, digest: str) -> tuple[str, str] | None:
@@ -264,18 +271,17 @@ class Submissions:
         record = JobRecord.from_hash(job_id, {k.encode(): v.encode() for k, v in fields.items()})
         return msgspec.json.encode(job_view(record))
 
-    async def forget(self, job_id: str) -> str | None:
+    async def forget(self, job_id: str) -> JobVerdict | None:
         """Cancel (viewers see `cancelled`) and erase a job and its blobs.
 
         Returns None if there was no such job, else cancel's verdict: 'ok' when this cancelled a
         live job, or the terminal status it already had.
         """
         verdict = await self.store.cancel(job_id)
-        if verdict == "missing":
+        if verdict is JobVerdict.MISSING:
             return None
-        input_key, result_key = (
-            as_text(name) for name in await self._forget(keys=[self.keys.job(job_id)], args=[job_id])
-        )
+        reply = await self._forget(ForgetKeys(job=self.keys.job(job_id)), ForgetArgs(job_id=job_id))
+        input_key, result_key = (as_text(name) for name in reply)
         converted = [converted_name(result_key, fmt) for fmt in CONVERTED_FORMATS] if result_key else []
         await self.blobs.delete(*(name for name in (input_key, result_key, *converted) if name))
         return verdict

@@ -5,9 +5,9 @@ The face of the contract, importable as `from jobs import ...`:
 
 - the job: `JobParams`, `JobRecord`, `Status`, `TERMINAL`, `new_job_id` (jobs/model.py) and what
   clients see of it, `JobView`, `job_view` (jobs/wire.py);
-- where it lives in Redis: `Keys` (jobs/keys.py), the scripts (jobs/lua/, jobs/scripts.py) and
-  `JobStore`, `Claim`, `ClaimRefused` (jobs/store.py), photos and results in `BlobStore`
-  (jobs/blobs.py);
+- where it lives in Redis: `Keys` (jobs/keys.py), the scripts (jobs/lua/, declared in
+  jobs/script_defs.py) and `JobStore`, `Claim`, `ClaimRefused` (jobs/store.py) with the verdicts
+  of its writes, `JobVerdict`, `ClaimVerdict`; photos and results in `BlobStore` (jobs/blobs.py);
 - how to reach Redis: `connect`, `REDIS_DOWN` (jobs/redis_conn.py);
 - the settings: `Settings`, `load_settings`, `SettingsError` (jobs/settings.py) and who reads which
   (jobs/setting_roles.py).
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from jobs.keys import Keys
     from jobs.model import TERMINAL, JobParams, JobRecord, Status, new_job_id
     from jobs.redis_conn import REDIS_DOWN, connect
+    from jobs.script_defs import ClaimVerdict, JobVerdict
     from jobs.settings import Settings, SettingsError, load_settings
     from jobs.store import Claim, ClaimRefused, JobStore
     from jobs.wire import JobView, job_view
@@ -41,6 +42,8 @@ _FACE = {
     "new_job_id": "jobs.model",
     "REDIS_DOWN": "jobs.redis_conn",
     "connect": "jobs.redis_conn",
+    "ClaimVerdict": "jobs.script_defs",
+    "JobVerdict": "jobs.script_defs",
     "Settings": "jobs.settings",
     "SettingsError": "jobs.settings",
     "load_settings": "jobs.settings",
@@ -57,9 +60,11 @@ __all__ = [
     "BlobStore",
     "Claim",
     "ClaimRefused",
+    "ClaimVerdict",
     "JobParams",
     "JobRecord",
     "JobStore",
+    "JobVerdict",
     "JobView",
     "Keys",
     "Settings",

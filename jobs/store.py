@@ -18,7 +18,35 @@ from redis.exceptions import ResponseError
 from jobs.durable import Durability, NotDurable
 from jobs.model import JobRecord, Status
 from jobs.redis_conn import as_text
-from jobs.scripts import Scripts, load_script
+from jobs.script_defs import (
+    ACK,
+    CANCEL,
+    CLAIM,
+    DEAD_LETTER,
+    FINISH,
+    LOST_ENTRY,
+    RETRY,
+    UPDATE,
+    AckArgs,
+    AckKeys,
+    CancelArgs,
+    CancelKeys,
+    ClaimArgs,
+    ClaimKeys,
+    ClaimVerdict,
+    DeadLetterArgs,
+    DeadLetterKeys,
+    FinishArgs,
+    FinishKeys,
+    JobVerdict,
+    LostEntryArgs,
+    LostEntryKeys,
+    LostEntryVerdict,
+    RetryArgs,
+    RetryKeys,
+    UpdateArgs,
+    UpdateKeys,
+)
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -81,7 +109,7 @@ class ClaimRefused(msgspec.Struct, frozen=True):
     'dead': delivered more than max_deliveries times (the caller dead-letters it with `as_claim`).
     """
 
-    verdict: str
+    verdict: ClaimVerdict
     reason: str
     attempt: int = 0
     deliveries: int = 0
@@ -115,10 +143,14 @@ class JobStore:
         self.job_ttl_s = job_ttl_s
         self.blob_ttl_s = blob_ttl_s
         self.durability = durability or Durability(redis, keys.durable)
-        self._scripts = Scripts(redis)
-        self._retry = load_script(redis, "retry")
-        self._dead_letter = load_script(redis, "dead_letter")
-        self._lost_entry = load_script(redis, "lost_entry")
+        self._claim = CLAIM.load(redis)
+        self._update = UPDATE.load(redis)
+        self._finish = FINISH.load(redis)
+        self._ack = ACK.load(redis)
+        self._cancel = CANCEL.load(redis)
+        self._retry = RETRY.load(redis)
+        self._dead_letter = DEAD_LETTER.load(redis)
+        self._lost_entry = LOST_ENTRY.load(redis)
 
     @classmethod
     def from_settings(cls, redis: Redis, keys: Keys, settings: Settings) -> JobStore:
@@ -149,33 +181,44 @@ class JobStore:
         self, job_id: str, entry_id: str, consumer: str, *, max_deliveries: int = 2**31
     ) -> Claim | ClaimRefused:
         """Take a delivered entry this consumer owns: a Claim to run it, or why not."""
-        reply = await self._scripts.claim(
-            keys=[self.keys.job(job_id), self.keys.events, self.keys.stream, self.keys.entries],
-            args=[
-                job_id,
-                entry_id,
-                consumer,
-                now_ms(),
-                EVENTS_MAXLEN,
-                self.keys.group,
-                max_deliveries,
-                secrets.token_hex(6),
-            ],
+        reply = await self._claim(
+            ClaimKeys(
+                job=self.keys.job(job_id),
+                events=self.keys.events,
+                stream=self.keys.stream,
+                entries=self.keys.entries,
+            ),
+            ClaimArgs(
+                job_id=job_id,
+                entry_id=entry_id,
+                consumer=consumer,
+                now_ms=now_ms(),
+                events_maxlen=EVENTS_MAXLEN,
+                group=self.keys.group,
+                max_deliveries=max_deliveries,
+                nonce=secrets.token_hex(6),
+            ),
         )
-        verdict = as_text(reply[0])
-        if verdict == "ok":
+        verdict = ClaimVerdict.of(reply)
+        if verdict is ClaimVerdict.OK:
             return Claim(job_id, entry_id, int(reply[1]), int(reply[2]), fence=as_text(reply[3]))
-        if verdict == "dead":
+        if verdict is ClaimVerdict.DEAD:
             return ClaimRefused(verdict, "max_deliveries", int(reply[1]), int(reply[2]), as_text(reply[3]))
         return ClaimRefused(verdict, as_text(reply[1]))
 
-    async def update(self, claim: Claim, status: Status = Status.RUNNING, **fields: object) -> str:
+    async def update(self, claim: Claim, status: Status = Status.RUNNING, **fields: object) -> JobVerdict:
         """A fenced write; returns 'ok', 'fenced', 'missing' or the job's terminal status."""
-        verdict = await self._scripts.update(
-            keys=[self.keys.job(claim.job_id), self.keys.events],
-            args=[claim.job_id, claim.fence, EVENTS_MAXLEN, status.value, *_flatten(fields)],
+        reply = await self._update(
+            UpdateKeys(job=self.keys.job(claim.job_id), events=self.keys.events),
+            UpdateArgs(
+                job_id=claim.job_id,
+                fence=claim.fence,
+                events_maxlen=EVENTS_MAXLEN,
+                status=status.value,
+                fields=_flatten(fields),
+            ),
         )
-        return as_text(verdict)
+        return JobVerdict.of(reply)
 
     async def _durably(self, script: AsyncScript, keys: Sequence[str], args: Sequence[object]) -> Any:
         """Run a script that ends a job; with durable acknowledgements on, raise NotDurable (its
@@ -185,12 +228,12 @@ class JobStore:
         except NotDurable as exc:
             if isinstance(exc.reply, list):  # finish() refused for want of copies: nothing written
                 return exc.reply
-            exc.reply = as_text(exc.reply)
+            exc.reply = JobVerdict.of(exc.reply)
             raise
 
     async def finish(
         self, claim: Claim, status: Status, *, copies: Mapping[str, str] | None = None, **fields: object
-    ) -> str:
+    ) -> JobVerdict:
         """Terminal status + XACK + XDEL in one step, fenced like update(); durable if configured.
 
         Returns 'ok', 'withdrawn' (done, for the followers of a job its owner erased), 'fenced',
@@ -198,28 +241,35 @@ class JobStore:
         needs `copies` (follower id -> its own copy of the result); FollowersWaiting names those
         still without one, and nothing was written.
         """
-        reply = await self._durably(
-            self._scripts.finish,
-            [self.keys.job(claim.job_id), self.keys.events, self.keys.stream, self.keys.entries],
-            [
-                claim.job_id,
-                claim.fence,
-                EVENTS_MAXLEN,
-                status.value,
-                self.keys.group,
-                claim.entry_id,
-                now_ms(),
-                self.blob_ttl_s,
-                ",".join(f"{job}={blob}" for job, blob in (copies or {}).items()),
-                *_flatten(fields),
-            ],
+        keys = FinishKeys(
+            job=self.keys.job(claim.job_id),
+            events=self.keys.events,
+            stream=self.keys.stream,
+            entries=self.keys.entries,
         )
-        if isinstance(reply, list):
+        args = FinishArgs(
+            job_id=claim.job_id,
+            fence=claim.fence,
+            events_maxlen=EVENTS_MAXLEN,
+            status=status.value,
+            group=self.keys.group,
+            entry_id=claim.entry_id,
+            now_ms=now_ms(),
+            result_ttl_s=self.blob_ttl_s,
+            copies=",".join(f"{job}={blob}" for job, blob in (copies or {}).items()),
+            fields=_flatten(fields),
+        )
+        reply = await self._durably(self._finish.script, *FINISH.wire(keys, args))
+        verdict = JobVerdict.of(reply)
+        if verdict is JobVerdict.COPIES:
             raise FollowersWaiting([as_text(job) for job in reply[1:]])
-        return as_text(reply)
+        return verdict
 
     async def ack(self, entry_id: str) -> None:
-        await self._scripts.ack(keys=[self.keys.stream, self.keys.entries], args=[self.keys.group, entry_id])
+        await self._ack(
+            AckKeys(stream=self.keys.stream, entries=self.keys.entries),
+            AckArgs(group=self.keys.group, entry_id=entry_id),
+        )
 
     async def retry(
         self,
@@ -231,34 +281,34 @@ class JobStore:
         count_failure: bool,
         error_code: str,
         error_message: str,
-    ) -> str:
+    ) -> JobVerdict:
         """Ack + delete the entry and park the job in the delayed ZSET until due_ms, fenced.
 
         Returns 'ok', 'fenced', 'missing' or the terminal status the job already had.
         """
-        verdict = await self._retry(
-            keys=[
-                self.keys.job(claim.job_id),
-                self.keys.events,
-                self.keys.stream,
-                self.keys.entries,
-                self.keys.delayed,
-            ],
-            args=[
-                claim.job_id,
-                claim.fence,
-                EVENTS_MAXLEN,
-                self.keys.group,
-                claim.entry_id,
-                due_ms,
-                status.value,
-                phase,
-                1 if count_failure else 0,
-                error_code,
-                error_message,
-            ],
+        reply = await self._retry(
+            RetryKeys(
+                job=self.keys.job(claim.job_id),
+                events=self.keys.events,
+                stream=self.keys.stream,
+                entries=self.keys.entries,
+                delayed=self.keys.delayed,
+            ),
+            RetryArgs(
+                job_id=claim.job_id,
+                fence=claim.fence,
+                events_maxlen=EVENTS_MAXLEN,
+                group=self.keys.group,
+                entry_id=claim.entry_id,
+                due_ms=due_ms,
+                status=status.value,
+                phase=phase,
+                count_failure=1 if count_failure else 0,
+                error_code=error_code,
+                error_message=error_message,
+            ),
         )
-        return as_text(verdict)
+        return JobVerdict.of(reply)
 
     async def dead_letter(
         self,
@@ -269,66 +319,68 @@ class JobStore:
         error_message: str,
         count_failure: bool,
         consumer: str,
-    ) -> str:
+    ) -> JobVerdict:
         """Dead-letter entry + job 'failed' + ack + delete of the entry, in one fenced step; durable
         if configured.
 
         For an entry refused as 'dead' at claim time, pass the refusal's `as_claim()`.
         Returns 'ok', 'fenced', 'missing' or the terminal status the job already had.
         """
-        verdict = await self._durably(
-            self._dead_letter,
-            [
-                self.keys.job(claim.job_id),
-                self.keys.events,
-                self.keys.stream,
-                self.keys.entries,
-                self.keys.dead,
-            ],
-            [
-                claim.job_id,
-                claim.fence,
-                EVENTS_MAXLEN,
-                self.keys.group,
-                claim.entry_id,
-                now_ms(),
-                reason,
-                error_code,
-                error_message,
-                1 if count_failure else 0,
-                DEAD_MAXLEN,
-                consumer,
-            ],
+        keys = DeadLetterKeys(
+            job=self.keys.job(claim.job_id),
+            events=self.keys.events,
+            stream=self.keys.stream,
+            entries=self.keys.entries,
+            dead=self.keys.dead,
         )
-        return as_text(verdict)
+        args = DeadLetterArgs(
+            job_id=claim.job_id,
+            fence=claim.fence,
+            events_maxlen=EVENTS_MAXLEN,
+            group=self.keys.group,
+            entry_id=claim.entry_id,
+            now_ms=now_ms(),
+            reason=reason,
+            error_code=error_code,
+            error_message=error_message,
+            count_failure=1 if count_failure else 0,
+            dead_maxlen=DEAD_MAXLEN,
+            consumer=consumer,
+        )
+        return JobVerdict.of(await self._durably(self._dead_letter.script, *DEAD_LETTER.wire(keys, args)))
 
-    async def fail_lost_entry(self, entry_id: str, consumer: str) -> str:
+    async def fail_lost_entry(self, entry_id: str, consumer: str) -> LostEntryVerdict:
         """End the job of an entry deleted while pending ('failed' + dead letter); the entry leaves the PEL.
 
         Returns 'failed', 'unknown' (never claimed, so its job is unknown), 'missing', 'superseded'
         or the terminal status the job already had.
         """
-        verdict = await self._lost_entry(
-            keys=[self.keys.stream, self.keys.entries, self.keys.events, self.keys.dead],
-            args=[
-                self.keys.group,
-                entry_id,
-                EVENTS_MAXLEN,
-                now_ms(),
-                self.keys.job(""),
-                DEAD_MAXLEN,
-                consumer,
-            ],
+        reply = await self._lost_entry(
+            LostEntryKeys(
+                stream=self.keys.stream,
+                entries=self.keys.entries,
+                events=self.keys.events,
+                dead=self.keys.dead,
+            ),
+            LostEntryArgs(
+                group=self.keys.group,
+                entry_id=entry_id,
+                events_maxlen=EVENTS_MAXLEN,
+                now_ms=now_ms(),
+                job_key_prefix=self.keys.job(""),
+                dead_maxlen=DEAD_MAXLEN,
+                consumer=consumer,
+            ),
         )
-        return as_text(verdict)
+        return LostEntryVerdict.of(reply)
 
-    async def cancel(self, job_id: str) -> str:
+    async def cancel(self, job_id: str) -> JobVerdict:
         """Cancel unless terminal; returns 'ok', 'missing' or the terminal status it already had."""
-        verdict = await self._scripts.cancel(
-            keys=[self.keys.job(job_id), self.keys.events, self.keys.delayed],
-            args=[job_id, EVENTS_MAXLEN, now_ms()],
+        reply = await self._cancel(
+            CancelKeys(job=self.keys.job(job_id), events=self.keys.events, delayed=self.keys.delayed),
+            CancelArgs(job_id=job_id, events_maxlen=EVENTS_MAXLEN, now_ms=now_ms()),
         )
-        return as_text(verdict)
+        return JobVerdict.of(reply)
 
     async def erase(self, job_id: str) -> None:
         await self.redis.delete(self.keys.job(job_id))

@@ -34,7 +34,15 @@ from jobs.backoff import Backoff, backoff_delay
 from jobs.keys import Keys
 from jobs.logs import get_logger
 from jobs.redis_conn import as_text, connect
-from jobs.scripts import load_script
+from jobs.script_defs_infra import (
+    WEBHOOK_CLAIM,
+    WEBHOOK_RESULT,
+    WebhookClaimArgs,
+    WebhookClaimKeys,
+    WebhookOutcome,
+    WebhookResultArgs,
+    WebhookResultKeys,
+)
 from jobs.stop_signals import watch_stop_signals
 from jobs.store import now_ms
 from jobs.webhook_signing import WebhookSecret
@@ -106,8 +114,8 @@ class Dispatcher:
         self._concurrency = settings.webhook_concurrency
         # A claimed job is due again after this if its holder vanished: longer than any attempt.
         self._lease_ms = int((settings.webhook_timeout_seconds + 30) * 1000)
-        self._claim = load_script(redis, "webhook_claim")
-        self._result = load_script(redis, "webhook_result")
+        self._claim = WEBHOOK_CLAIM.load(redis)
+        self._result = WEBHOOK_RESULT.load(redis)
         self._in_flight = 0
         self._stopping = False
 
@@ -141,8 +149,15 @@ class Dispatcher:
     async def _take(self, limit: int) -> list[Due]:
         token = secrets.token_hex(8)
         flat = await self._claim(
-            keys=[self._keys.due],
-            args=[now_ms(), self._lease_ms, limit, self._keys.queue_prefix, self._keys.state_prefix, token],
+            WebhookClaimKeys(due=self._keys.due),
+            WebhookClaimArgs(
+                now_ms=now_ms(),
+                lease_ms=self._lease_ms,
+                limit=limit,
+                queue_prefix=self._keys.queue_prefix,
+                state_prefix=self._keys.state_prefix,
+                token=token,
+            ),
         )
         return [
             Due(
@@ -170,15 +185,15 @@ class Dispatcher:
         try:
             item = msgspec.json.decode(due.head, type=OutboxItem)
         except msgspec.DecodeError:
-            await self._record(due, "-", "", "given_up", error="unreadable_event")
+            await self._record(due, "-", "", WebhookOutcome.GIVEN_UP, error="unreadable_event")
             return
         now = now_ms()
         if item.type == "progress" and due.queued >= 2:
-            await self._record(due, item.id, item.type, "superseded", key_id=item.key_id)
+            await self._record(due, item.id, item.type, WebhookOutcome.SUPERSEDED, key_id=item.key_id)
             return
         if item.type == "progress" and due.failures == 0 and due.progress_at + self._progress_ms > now:
             await self._record(
-                due, item.id, item.type, "deferred", retry_at=due.progress_at + self._progress_ms
+                due, item.id, item.type, WebhookOutcome.DEFERRED, retry_at=due.progress_at + self._progress_ms
             )
             return
         key = self._ring.get(item.key_id) if item.key_id else None
@@ -186,7 +201,12 @@ class Dispatcher:
         if not signing:
             log.error("webhooks: no signing secret; event given up", job_id=item.job, key_id=item.key_id)
             await self._record(
-                due, item.id, item.type, "given_up", key_id=item.key_id, error="no_signing_secret"
+                due,
+                item.id,
+                item.type,
+                WebhookOutcome.GIVEN_UP,
+                key_id=item.key_id,
+                error="no_signing_secret",
             )
             return
         started = time.perf_counter()
@@ -222,57 +242,62 @@ class Dispatcher:
             duration_ms=round(elapsed * 1000, 1),
         )
 
-    def _verdict(self, due: Due, result: AttemptResult) -> tuple[str, int]:
+    def _verdict(self, due: Due, result: AttemptResult) -> tuple[WebhookOutcome, int]:
         if result.delivered:
-            return "delivered", 0
+            return WebhookOutcome.DELIVERED, 0
         if result.gone:
-            return "gone", 0
+            return WebhookOutcome.GONE, 0
         now = now_ms()
         first = due.first_at or now
         if now - first >= self._retry.window_s * 1000:
-            return "given_up", 0
+            return WebhookOutcome.GIVEN_UP, 0
         delay = self._retry.delay_s(due.failures + 1, result.retry_after_s)
-        return "failed", now + int(delay * 1000)
+        return WebhookOutcome.FAILED, now + int(delay * 1000)
 
     async def _record(
         self,
         due: Due,
         item_id: str,
         event: str,
-        verdict: str,
+        verdict: WebhookOutcome,
         *,
         key_id: str = "",
         retry_at: int = 0,
         attempted: bool = False,
         status: int = 0,
         error: str = "",
-    ) -> str:
+    ) -> WebhookOutcome:
         with anyio.CancelScope(shield=True):  # an outcome, once known, is written even on shutdown
-            outcome, _pending = await self._result(
-                keys=[
-                    self._keys.due,
-                    self._keys.queue(due.job_id),
-                    self._keys.state(due.job_id),
-                    self._job_keys.job(due.job_id),
-                ],
-                args=[
-                    due.job_id,
-                    due.token,
-                    item_id,
-                    verdict,
-                    now_ms(),
-                    retry_at,
-                    self._progress_ms,
-                    1 if attempted else 0,
-                    event,
-                    status,
-                    error,
-                ],
+            reply = await self._result(
+                WebhookResultKeys(
+                    due=self._keys.due,
+                    queue=self._keys.queue(due.job_id),
+                    state=self._keys.state(due.job_id),
+                    job=self._job_keys.job(due.job_id),
+                ),
+                WebhookResultArgs(
+                    job_id=due.job_id,
+                    token=due.token,
+                    item_id=item_id,
+                    verdict=verdict,
+                    now_ms=now_ms(),
+                    retry_at_ms=retry_at,
+                    progress_interval_ms=self._progress_ms,
+                    attempted=1 if attempted else 0,
+                    event_type=event,
+                    http_status=status,
+                    error=error,
+                ),
             )
-        outcome = as_text(outcome)
-        if outcome in ("delivered", "given_up", "gone", "superseded"):
+        outcome = WebhookOutcome.of(reply)
+        if outcome in (
+            WebhookOutcome.DELIVERED,
+            WebhookOutcome.GIVEN_UP,
+            WebhookOutcome.GONE,
+            WebhookOutcome.SUPERSEDED,
+        ):
             WEBHOOK_EVENTS.labels(result=outcome, key=key_id or ANONYMOUS).inc()
-        if outcome in ("given_up", "gone"):
+        if outcome in (WebhookOutcome.GIVEN_UP, WebhookOutcome.GONE):
             log.warning("webhook event given up", job_id=due.job_id, key_id=key_id or ANONYMOUS, reason=error)
         return outcome
 

@@ -4,15 +4,14 @@
 -- on. A leader that still has live followers is *withdrawn* instead: its owner sees it cancelled
 -- (viewers and webhooks get 'cancelled', then it is gone), while its run goes on for the
 -- followers, on a follower's copy of the photo; the run stops once no follower is left.
--- KEYS: job, events, delayed   ARGV: job_id, events_maxlen, now_ms
 -- Returns 'ok', 'missing' or the terminal status the job already had.
-local CANCELLED = {'status', 'cancelled', 'finished_at', ARGV[3], 'error_code', 'cancelled',
+local CANCELLED = {'status', 'cancelled', 'finished_at', A.now_ms, 'error_code', 'cancelled',
   'error_message', 'Cancelled by the user.'}
 
 local function stop(job_key, job_id)
-  redis.call('ZREM', KEYS[3], job_id)
+  redis.call('ZREM', K.delayed, job_id)
   redis.call('HSET', job_key, unpack(CANCELLED))
-  emit(job_key, KEYS[2], ARGV[2], job_id, 'cancelled')
+  emit(job_key, K.events, A.events_maxlen, job_id, 'cancelled')
 end
 
 -- The input_key of each live follower (members that ended meanwhile are dropped).
@@ -32,7 +31,7 @@ local function follower_inputs(job_key, job_id, followers)
   return inputs
 end
 
-local state = redis.call('HMGET', KEYS[1], 'status', 'leader', 'followers_key', 'withdrawn',
+local state = redis.call('HMGET', K.job, 'status', 'leader', 'followers_key', 'withdrawn',
   'input_key', 'finished_at', 'error_code', 'error_message')
 if not state[1] or state[4] == '1' then
   return 'missing'  -- a withdrawn job is already gone for its owner
@@ -42,10 +41,10 @@ if is_terminal(state[1]) then
 end
 
 if state[2] and state[2] ~= '' then
-  local leader_key = job_key_of(KEYS[1], ARGV[1], state[2])
+  local leader_key = job_key_of(K.job, A.job_id, state[2])
   local leader = redis.call('HMGET', leader_key, 'followers_key', 'withdrawn', 'input_key')
   if leader[1] and leader[1] ~= '' then
-    redis.call('SREM', leader[1], ARGV[1])
+    redis.call('SREM', leader[1], A.job_id)
   end
   if leader[2] == '1' then
     local others = follower_inputs(leader_key, state[2], leader[1])
@@ -55,20 +54,20 @@ if state[2] and state[2] ~= '' then
       redis.call('HSET', leader_key, 'input_key', others[1])  -- this photo is about to be erased
     end
   end
-  stop(KEYS[1], ARGV[1])
+  stop(K.job, A.job_id)
   return 'ok'
 end
 
-local others = follower_inputs(KEYS[1], ARGV[1], state[3])
+local others = follower_inputs(K.job, A.job_id, state[3])
 if #others == 0 then
-  stop(KEYS[1], ARGV[1])
+  stop(K.job, A.job_id)
   return 'ok'
 end
 -- Withdraw: announce 'cancelled' to this job's viewers and webhook, then carry on unseen.
-redis.call('HSET', KEYS[1], unpack(CANCELLED))
-announce(KEYS[1], KEYS[2], ARGV[2], ARGV[1], 'cancelled')
-redis.call('HSET', KEYS[1], 'status', state[1], 'finished_at', state[6] or '0',
+redis.call('HSET', K.job, unpack(CANCELLED))
+announce(K.job, K.events, A.events_maxlen, A.job_id, 'cancelled')
+redis.call('HSET', K.job, 'status', state[1], 'finished_at', state[6] or '0',
   'error_code', state[7] or '', 'error_message', state[8] or '',
   'withdrawn', '1', 'withdrawn_input', state[5] or '', 'input_key', others[1])
-redis.call('HDEL', KEYS[1], 'wh_queue')  -- its owner's webhook ends with that 'cancelled'
+redis.call('HDEL', K.job, 'wh_queue')  -- its owner's webhook ends with that 'cancelled'
 return 'ok'

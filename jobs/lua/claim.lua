@@ -8,20 +8,18 @@
 --         {'lost', reason}: the entry is not this consumer's (any more); nothing is touched;
 --         {'dead', attempt, deliveries, fence}: delivered more than max_deliveries times: dead-letter
 --         it, presenting the fence found here (so a consumer that claimed the job meanwhile wins).
--- KEYS: job, events, stream, entries
--- ARGV: job_id, entry_id, consumer, now_ms, events_maxlen, group, max_deliveries, nonce
-local pending = redis.call('XPENDING', KEYS[3], ARGV[6], ARGV[2], ARGV[2], 1)
+local pending = redis.call('XPENDING', K.stream, A.group, A.entry_id, A.entry_id, 1)
 if #pending == 0 then
   return {'lost', 'not_pending'}
 end
-if pending[1][2] ~= ARGV[3] then
+if pending[1][2] ~= A.consumer then
   return {'lost', 'owned_by_another'}
 end
 local function drop(reason)
-  drop_entry(KEYS[3], ARGV[6], ARGV[2], KEYS[4])
+  drop_entry(K.stream, A.group, A.entry_id, K.entries)
   return {'skip', reason}
 end
-local state = redis.call('HMGET', KEYS[1], 'status', 'entry_id', 'attempt', 'failures', 'fence')
+local state = redis.call('HMGET', K.job, 'status', 'entry_id', 'attempt', 'failures', 'fence')
 local status = state[1]
 if not status then
   return drop('missing')
@@ -29,18 +27,18 @@ end
 if is_terminal(status) then
   return drop(status)
 end
-if state[2] and state[2] ~= ARGV[2] then
+if state[2] and state[2] ~= A.entry_id then
   -- A stale entry: the job was re-queued under a newer entry (retry), which owns it now.
   return drop('superseded')
 end
-if tonumber(pending[1][4]) > tonumber(ARGV[7]) then
+if tonumber(pending[1][4]) > tonumber(A.max_deliveries) then
   return {'dead', state[3] or '0', pending[1][4], state[5] or ''}
 end
-local attempt = redis.call('HINCRBY', KEYS[1], 'attempt', 1)
-local fence = attempt .. ':' .. ARGV[8]
-redis.call('HSET', KEYS[1], 'status', 'running', 'started_at', ARGV[4], 'consumer', ARGV[3], 'fence', fence,
+local attempt = redis.call('HINCRBY', K.job, 'attempt', 1)
+local fence = attempt .. ':' .. A.nonce
+redis.call('HSET', K.job, 'status', 'running', 'started_at', A.now_ms, 'consumer', A.consumer, 'fence', fence,
   'phase', 'starting', 'progress', '0', 'queue_rank', '-1', 'queue_size', '-1',
   'eta_seconds', '-1', 'resume_at', '0', 'error_code', '', 'error_message', '')
-redis.call('HSET', KEYS[4], ARGV[2], ARGV[1])
-emit(KEYS[1], KEYS[2], ARGV[5], ARGV[1], 'running')
+redis.call('HSET', K.entries, A.entry_id, A.job_id)
+emit(K.job, K.events, A.events_maxlen, A.job_id, 'running')
 return {'ok', attempt, state[4] or '0', fence}

@@ -7,17 +7,16 @@
 -- Out of memory (maxmemory, noeviction) Redis refuses SET and ZADD but not PEXPIRE: a live
 -- consumer keeps its key, so it is not declared dead for Redis's lack of memory; a stale index
 -- entry costs a scan one look at the key.
--- KEYS: alive, consumers   ARGV: consumer, instance, timeout_ms
-local holder = redis.call('GET', KEYS[1])
-if holder and holder ~= ARGV[2] then
+local holder = redis.call('GET', K.alive)
+if holder and holder ~= A.instance then
   return 0
 end
 if holder then
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+  redis.call('PEXPIRE', K.alive, A.timeout_ms)
 else
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  redis.call('SET', K.alive, A.instance, 'PX', A.timeout_ms)
 end
 local now = redis.call('TIME')
-local expires_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + tonumber(ARGV[3])
-redis.pcall('ZADD', KEYS[2], expires_ms, ARGV[1])
+local expires_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + tonumber(A.timeout_ms)
+redis.pcall('ZADD', K.consumers, expires_ms, A.consumer)
 return 1

@@ -112,9 +112,9 @@ local function emit(job_key, events_key, maxlen, job_id, status)
   return version
 end
 
--- HSET from ARGV[first..] as field/value pairs.
-local function hset_pairs(job_key, first)
-  if #ARGV >= first + 1 then
-    redis.call('HSET', job_key, unpack(ARGV, first))
+-- HSET of a declared tail of field/value pairs (A.fields); nothing when it is empty.
+local function hset_fields(job_key, pairs)
+  if #pairs >= 2 then
+    redis.call('HSET', job_key, unpack(pairs))
   end
 end

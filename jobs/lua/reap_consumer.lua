@@ -1,13 +1,12 @@
 -- Remove a consumer that is gone and owns nothing. The check and the delete are one step: a
 -- consumer that still owns pending entries is never deleted (DELCONSUMER would make them
 -- unclaimable), nor one whose liveness key exists.
--- KEYS: stream, alive, consumers   ARGV: group, consumer
-if redis.call('EXISTS', KEYS[2]) == 1 then
+if redis.call('EXISTS', K.alive) == 1 then
   return 'alive'
 end
-if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then
+if #redis.call('XPENDING', K.stream, A.group, '-', '+', 1, A.consumer) > 0 then
   return 'pending'
 end
-redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
-redis.call('ZREM', KEYS[3], ARGV[2])
+redis.call('XGROUP', 'DELCONSUMER', K.stream, A.group, A.consumer)
+redis.call('ZREM', K.consumers, A.consumer)
 return 'deleted'

@@ -2,14 +2,13 @@
 -- Only entries it still owns are renewed: XCLAIM <id> 0 JUSTID resets their idle time without
 -- counting a delivery. The ids it no longer owns are returned: another consumer took them over
 -- (or they were acknowledged), so their calls should stop.
--- KEYS: stream   ARGV: group, consumer, entry_id, ...
 local lost = {}
-for i = 3, #ARGV do
-  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
-  if #pending == 1 and pending[1][2] == ARGV[2] then
-    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+for _, entry_id in ipairs(A.entry_ids) do
+  local pending = redis.call('XPENDING', K.stream, A.group, entry_id, entry_id, 1)
+  if #pending == 1 and pending[1][2] == A.consumer then
+    redis.call('XCLAIM', K.stream, A.group, A.consumer, 0, entry_id, 'JUSTID')
   else
-    table.insert(lost, ARGV[i])
+    table.insert(lost, entry_id)
   end
 end
 return lost

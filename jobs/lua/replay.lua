@@ -2,20 +2,19 @@
 -- a fresh TTL, and its dead-letter entry removed, in one step. The attempt keeps counting up
 -- (it is the fencing token). Returns 'ok', 'missing' (the job expired) or the job's status when
 -- it is not 'failed' (replayed already).
--- KEYS: dead, job, stream, events   ARGV: dead_entry_id, job_id, events_maxlen, job_ttl_s
-local status = redis.call('HGET', KEYS[2], 'status')
+local status = redis.call('HGET', K.job, 'status')
 if not status then
   return 'missing'
 end
 if status ~= 'failed' then
-  redis.call('XDEL', KEYS[1], ARGV[1])
+  redis.call('XDEL', K.dead, A.dead_entry_id)
   return status
 end
-local entry = redis.call('XADD', KEYS[3], '*', 'job', ARGV[2])
-redis.call('HSET', KEYS[2], 'status', 'queued', 'entry_id', entry, 'failures', '0',
+local entry = redis.call('XADD', K.stream, '*', 'job', A.job_id)
+redis.call('HSET', K.job, 'status', 'queued', 'entry_id', entry, 'failures', '0',
   'error_code', '', 'error_message', '', 'phase', 'queued', 'progress', '0', 'finished_at', '0',
   'resume_at', '0', 'dead_entry', '')
-redis.call('EXPIRE', KEYS[2], ARGV[4])
-redis.call('XDEL', KEYS[1], ARGV[1])
-emit(KEYS[2], KEYS[4], ARGV[3], ARGV[2], 'queued')
+redis.call('EXPIRE', K.job, A.job_ttl_s)
+redis.call('XDEL', K.dead, A.dead_entry_id)
+emit(K.job, K.events, A.events_maxlen, A.job_id, 'queued')
 return 'ok'

@@ -8,25 +8,24 @@
 -- A consumer left owning nothing leaves the group and the heartbeat set, as reap_consumer.lua does.
 -- Returns {verdict, {{id, {field, value, ...}, deliveries}, ...}, {deleted_id, ...}}; verdict is
 -- 'alive' (nothing touched), 'owns_more' or 'removed'.
--- KEYS: stream, alive (the owner's), consumers   ARGV: group, consumer (taking over), owner, count
-if redis.call('EXISTS', KEYS[2]) == 1 then
+if redis.call('EXISTS', K.alive) == 1 then
   return {'alive', {}, {}}
 end
 local claimed, deleted = {}, {}
-for _, row in ipairs(redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', ARGV[4], ARGV[3])) do
+for _, row in ipairs(redis.call('XPENDING', K.stream, A.group, '-', '+', A.max_entries, A.owner)) do
   local id = row[1]
-  local entry = redis.call('XRANGE', KEYS[1], id, id)
+  local entry = redis.call('XRANGE', K.stream, id, id)
   if #entry == 0 then
     table.insert(deleted, id)
   else
     local deliveries = tonumber(row[4]) + 1
-    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, id, 'RETRYCOUNT', deliveries, 'JUSTID')
+    redis.call('XCLAIM', K.stream, A.group, A.consumer, 0, id, 'RETRYCOUNT', deliveries, 'JUSTID')
     table.insert(claimed, {id, entry[1][2], deliveries})
   end
 end
-if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[3]) > 0 then
+if #redis.call('XPENDING', K.stream, A.group, '-', '+', 1, A.owner) > 0 then
   return {'owns_more', claimed, deleted}
 end
-redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[3])
-redis.call('ZREM', KEYS[3], ARGV[3])
+redis.call('XGROUP', 'DELCONSUMER', K.stream, A.group, A.owner)
+redis.call('ZREM', K.consumers, A.owner)
 return {'removed', claimed, deleted}

@@ -2,20 +2,19 @@
 -- job's due time moves to now + lease, so if this dispatcher dies the job is due again then (the
 -- event is sent again with the same webhook-id: at-least-once), and the lease token is recorded,
 -- so only the latest holder's result counts. Jobs whose outbox is empty (drained, expired) leave.
--- KEYS: due   ARGV: now_ms, lease_ms, limit, queue_prefix, state_prefix, token
 -- Returns a flat list, 6 per job: job_id, head event (JSON), events queued, failed attempts of the
 -- head, its first attempt (ms, 0 = none), when the last progress event was delivered (ms).
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local ids = redis.call('ZRANGEBYSCORE', K.due, '-inf', A.now_ms, 'LIMIT', 0, tonumber(A.limit))
 local out = {}
 for _, job_id in ipairs(ids) do
-  local queue = ARGV[4] .. job_id
+  local queue = A.queue_prefix .. job_id
   local head = redis.call('LINDEX', queue, 0)
   if not head then
-    redis.call('ZREM', KEYS[1], job_id)
+    redis.call('ZREM', K.due, job_id)
   else
-    local state = ARGV[5] .. job_id
-    redis.call('ZADD', KEYS[1], tonumber(ARGV[1]) + tonumber(ARGV[2]), job_id)
-    redis.call('HSET', state, 'lease', ARGV[6])
+    local state = A.state_prefix .. job_id
+    redis.call('ZADD', K.due, tonumber(A.now_ms) + tonumber(A.lease_ms), job_id)
+    redis.call('HSET', state, 'lease', A.token)
     redis.call('HDEL', state, 'deferred')  -- held now: captures must not make it due again
     local ttl = redis.call('PTTL', queue)
     if ttl > 0 then
