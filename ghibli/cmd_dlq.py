@@ -75,19 +75,35 @@ def list_(limit: int, as_json: bool, **values: Any) -> None:
         )
 
 
+async def _full_ref(letters: DeadLetters, ref: str) -> str:
+    """An entry id or full job id as given; a job id prefix completed among the dead letters (an
+    operator's command that reads Redis itself, so every dead job is its to name)."""
+    from ghibli.job_ids import FULL_ID, IdError, resolve_ids
+
+    if "-" in ref or FULL_ID.fullmatch(ref.strip().lower()):
+        return ref
+    known = await letters.job_ids()
+    try:
+        [job_id] = resolve_ids([ref], known, f"the {len(known)} dead letters")
+    except IdError as exc:
+        raise click.UsageError(str(exc)) from None
+    return job_id
+
+
 @dlq.command()
 @settings_options(*COMMON)
 @click.argument("ref", required=False)
 @click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter.")
 def replay(ref: str | None, replay_all: bool, **values: Any) -> None:
-    """Put a dead job back on the queue: REF is a dead-letter entry id or a job id."""
+    """Put a dead job back on the queue: REF is a dead-letter entry id, a job id or the start of
+    one (unique among the dead letters)."""
     if bool(ref) == replay_all:
         raise click.UsageError("give either one dead-letter id / job id, or --all")
 
     async def work(letters: DeadLetters) -> list[Any]:
         if replay_all:
             return await letters.replay_all()
-        letter = await letters.find(ref or "")
+        letter = await letters.find(await _full_ref(letters, ref or ""))
         if letter is None:
             raise click.ClickException(f"no dead letter for {ref!r}")
         return [await letters.replay(letter)]

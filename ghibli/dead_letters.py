@@ -57,6 +57,16 @@ class DeadLetters:
         rows: Any = await self.redis.xrange(self.keys.dead, min=start, max="+", count=limit)
         return [_letter(entry_id, raw) for entry_id, raw in rows]
 
+    async def job_ids(self, batch: int = 1000) -> list[str]:
+        """The job of every dead letter (the stream is capped, so this is bounded): what a job id
+        prefix typed at `ghibli dlq replay` may complete to."""
+        ids: list[str] = []
+        after = "-"
+        while letters := await self.page(batch, after):
+            ids.extend(letter.job for letter in letters)
+            after = letters[-1].id
+        return ids
+
     async def find(self, ref: str) -> DeadLetter | None:
         """A dead letter by its entry id ("<ms>-<seq>"), or the newest one of a job id."""
         if "-" not in ref:

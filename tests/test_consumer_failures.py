@@ -93,8 +93,16 @@ async def test_poison_job_is_dead_lettered_after_max_attempts_and_replay_lets_it
         assert "Scripted failure" in out
         assert rejected not in out
 
+        # A job id prefix is completed among the dead letters (git-style); one no letter has is refused.
+        code, out = dlq(redis_server, tmp_path, "replay", "g00d")
+        assert code == 2, out
+        assert "not a job id" in out
+        other = next(c for c in "0123456789abcdef" if c != poison[0])
+        code, out = dlq(redis_server, tmp_path, "replay", other)
+        assert code == 2, out
+        assert f"no job starting with '{other}' among the 1 dead letters" in out
         scripted_space.heal_file.touch()
-        code, out = dlq(redis_server, tmp_path, "replay", poison)
+        code, out = dlq(redis_server, tmp_path, "replay", poison[:6])
         assert code == 0, out
         assert "1 of 1 replayed" in out
         replayed = (await pipe.wait_for([poison], timeout_s=120))[poison]

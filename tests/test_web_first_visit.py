@@ -111,11 +111,12 @@ def test_first_visit_paints_an_example_with_everything_in_view(
             shutil.copyfile(ARTIFACTS / "docs-screenshot.png", DOCS_SCREENSHOT)
 
 
+@pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_files_are_sniffed_and_a_new_choice_clears_the_errors(
-    open_page: Any, held: tuple[Ingest, ScriptedConsumer], tmp_path: Path
+    open_page: Any, held: tuple[Ingest, ScriptedConsumer], tmp_path: Path, size: str
 ) -> None:
     ingest, consumer = held
-    page, _console = open_page(ingest.url + "/", **DESKTOP)
+    page, _console = open_page(ingest.url + "/", **SIZES[size])
     posted: list[str] = []
     page.on("request", lambda request: posted.append(request.url) if request.method == "POST" else None)
 
@@ -131,7 +132,7 @@ def test_files_are_sniffed_and_a_new_choice_clears_the_errors(
     assert page.get_attribute("#drop", "data-state") == "empty"
     page.click("#go")
     assert page.inner_text("#photo-error") == "Choose a photo first."
-    shot(page, "24-not-a-photo", full_page=False)
+    shot(page, f"24-not-a-photo-{size}", full_page=False)
     assert posted == []
 
     # A PNG is a PNG whatever its name; the error goes with the new choice.
@@ -153,16 +154,17 @@ def test_files_are_sniffed_and_a_new_choice_clears_the_errors(
     assert page.evaluate("location.hash") == ""
 
 
+@pytest.mark.parametrize("size", ["desktop", "phone"])
 def test_an_outage_is_shown_as_one_and_the_job_resumes(
-    open_page: Any, redis: RedisServer, space: str, workdir: Path, photo_file: Path
+    open_page: Any, redis: RedisServer, space: str, workdir: Path, photo_file: Path, size: str
 ) -> None:
-    prefix = "{outage}:"
+    prefix = f"{{outage-{size}}}:"
     env = stack_env(redis, space, prefix)
-    ingest = start_ingest(env, workdir, "outage")
+    ingest = start_ingest(env, workdir, f"outage-{size}")
     consumer = ScriptedConsumer(redis.url, prefix)
     again: Ingest | None = None
     try:
-        page, console = open_page(ingest.url + "/", **DESKTOP)
+        page, console = open_page(ingest.url + "/", **SIZES[size])
         # While ingest is down the browser logs its refused connections: that is the scenario.
         console.expect(r"ERR_CONNECTION_REFUSED|ERR_EMPTY_RESPONSE|ERR_CONNECTION_RESET|ERR_INCOMPLETE")
         choose_photo(page, photo_file)
@@ -186,17 +188,17 @@ def test_an_outage_is_shown_as_one_and_the_job_resumes(
         assert page.get_attribute("#bar", "data-paused") == "true"
         page.wait_for_timeout(2500)  # no estimate grows while nothing is known
         assert page.inner_text("#f-eta") == "—"
-        shot(page, "25-outage", full_page=False)
+        shot(page, f"25-outage-{size}", full_page=False)
 
         # Work goes on behind the dead server; when it is back the page picks the job up by itself.
         consumer.update(claim, Status.RUNNING, progress=0.6, phase="painting")
-        again = start_ingest(env, workdir, "outage-again", port=int(ingest.url.rsplit(":", 1)[1]))
+        again = start_ingest(env, workdir, f"outage-again-{size}", port=int(ingest.url.rsplit(":", 1)[1]))
         page.wait_for_function(
             "() => document.querySelector('#f-percent').textContent === '60%'", timeout=60_000
         )
         page.wait_for_function("() => document.querySelector('#outage-note').hidden")
         assert page.inner_text("#status-text") == "Painting your picture…"
-        shot(page, "26-resumed", full_page=False)
+        shot(page, f"26-resumed-{size}", full_page=False)
         consumer.succeed(claim, encode(landscape(512, 384, seed=2), "PNG"))
         page.wait_for_selector("#stage[data-view='result']", timeout=30_000)
     finally:
@@ -205,8 +207,9 @@ def test_an_outage_is_shown_as_one_and_the_job_resumes(
             again.proc.stop()
 
 
-def test_a_bad_seed_opens_more_options(open_page: Any, live: Ingest, photo_file: Path) -> None:
-    page, _console = open_page(live.url + "/", **DESKTOP)
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_a_bad_seed_opens_more_options(open_page: Any, live: Ingest, photo_file: Path, size: str) -> None:
+    page, _console = open_page(live.url + "/", **SIZES[size])
     choose_photo(page, photo_file)
     page.click("#more > summary")
     page.fill("#seed", str(FAIL_SEED) + "x")
