@@ -124,14 +124,17 @@ class JobRunner:
     async def run(self, running: Running) -> str:
         """Run the job; returns the outcome (for logs and the run-time histogram)."""
         claim = running.claim
-        record = await self.persist(partial(self.store.get, claim.job_id))
+        # The claim script read the job (and, with blobs in Redis, its photo) in the same step.
+        record = claim.record or await self.persist(partial(self.store.get, claim.job_id))
         if record is None:
             await self.persist(partial(self.store.ack, claim.entry_id))
             return MISSING
         if record.status is Status.CANCELLED:  # cancelled right after the claim
             running.halt(CANCELLED)
             return await self._settle_stopped(running)
-        photo = await self.persist(partial(self.blobs.get, record.input_key))
+        photo = claim.photo
+        if photo is None:
+            photo = await self.persist(partial(self.blobs.get, record.input_key))
         if photo is None:
             return await self._fail(
                 running, record, "input_expired", "The uploaded photo expired before the job's turn."
@@ -146,7 +149,7 @@ class JobRunner:
         try:
             async with anyio.create_task_group() as reports:
                 reports.start_soon(writer.run)
-                outcome = await self._call(running, record, image_path, writer)
+                outcome = await self._call(running, record, image_path, photo, writer)
                 reports.cancel_scope.cancel()  # a pending progress write is moot now
         finally:
             await anyio.Path(image_path).unlink(missing_ok=True)
@@ -155,17 +158,18 @@ class JobRunner:
         return await self._after_success(running, record, outcome)
 
     async def _call(
-        self, running: Running, record: JobRecord, image_path: Path, writer: ProgressWriter
+        self, running: Running, record: JobRecord, image_path: Path, photo: bytes, writer: ProgressWriter
     ) -> CallResult | SpaceError | QuotaWait:
         """The Space call's result, or the classified reason it has none."""
-        token = anyio.lowlevel.current_token()
 
-        def on_update(update: SpaceUpdate) -> None:  # in the call's thread
+        def on_update(update: SpaceUpdate) -> None:  # on the event loop
             if not running.stop.is_set():
-                writer.offer_from_thread(token, update)
+                writer.offer(update)
 
         try:
-            return await self.caller.call(record.params, image_path, on_update=on_update, stop=running.stop)
+            return await self.caller.call(
+                record.params, image_path, on_update=on_update, stop=running.stop, photo=photo
+            )
         except (SpaceError, QuotaWait) as error:
             return error
         except Exception as exc:  # a bug in the call path must not kill the consumer

@@ -1,13 +1,15 @@
 """One gradio_client session with the Space: connect, check the endpoint, run one generation.
 
-gradio_client is synchronous, so everything here runs in a worker thread. One Client serves many
-concurrent calls (it is lock-protected), and it is built once per (space, token) and reused:
-building one costs Hub round-trips and threads. It is rebuilt after connection failures, a
-restarted Space ("Server stopped") or a broken Space, because its config is fetched only once.
+gradio_client is synchronous: connecting runs in a worker thread, and a call runs in the Client's
+own threads while the event loop watches its Job. One Client serves many concurrent calls, and it
+is built once per (space, token) and reused: building one costs Hub round-trips and threads. It
+is rebuilt after connection failures, a restarted Space ("Server stopped") or a broken Space,
+because its config is fetched only once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -16,8 +18,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import wait
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,8 @@ from typing import Any
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import anyio
+import anyio.to_thread
 import certifi
 import httpx
 from gradio_client import Client, handle_file
@@ -151,38 +155,74 @@ class SpaceSession:
         should_stop: Callable[[], bool],
         trace: CallTrace | None = None,
     ) -> bytes:
-        """Run one generation; the result file's bytes, not yet checked (raises SpaceError)."""
+        """`agenerate` for callers outside an event loop (tests, tools)."""
+        call = partial(
+            self.agenerate,
+            image_path,
+            params,
+            timeout_s=timeout_s,
+            on_update=on_update,
+            should_stop=should_stop,
+            trace=trace,
+        )
+        return anyio.run(call)
+
+    async def agenerate(
+        self,
+        image_path: Path,
+        params: JobParams,
+        *,
+        timeout_s: float,
+        on_update: Callable[[SpaceUpdate], None],
+        should_stop: Callable[[], bool],
+        trace: CallTrace | None = None,
+    ) -> bytes:
+        """Run one generation; the result file's bytes, not yet checked (raises SpaceError).
+
+        gradio_client runs the call in its own threads; its Job is watched from the event loop
+        (woken when it is done, its status read every POLL_S for progress), not by a thread of ours
+        per call: that thread and its hand-offs cost more CPU than the watching itself.
+        `on_update` is called on the event loop.
+        """
         trace = trace if trace is not None else CallTrace()
         deadline = time.monotonic() + timeout_s
-        client = self.connect()
-        kwargs: dict[str, Any] = {
-            "prompt": params.prompt,
-            "spatial_img": handle_file(str(image_path)),
-            "height": params.height,
-            "width": params.width,
-            "seed": int(params.seed),  # the Space seeds torch with it: a float would fail
-            "control_type": "Ghibli",
-            "use_zero_init": params.use_zero_init,
-            "zero_steps": params.zero_steps,
-        }
-        kwargs = {k: v for k, v in kwargs.items() if k in self._params}
+        job: Any = None
         try:
-            job = client.submit(api_name=ENDPOINT, **kwargs)
+            client: Any = self._client
+            if client is None:  # the first call: Hub and Space round trips, off the loop
+                client = await anyio.to_thread.run_sync(self.connect, abandon_on_cancel=True)
+            kwargs: dict[str, Any] = {
+                "prompt": params.prompt,
+                "spatial_img": handle_file(str(image_path)),
+                "height": params.height,
+                "width": params.width,
+                "seed": int(params.seed),  # the Space seeds torch with it: a float would fail
+                "control_type": "Ghibli",
+                "use_zero_init": params.use_zero_init,
+                "zero_steps": params.zero_steps,
+            }
+            kwargs = {k: v for k, v in kwargs.items() if k in self._params}
+            job = client.submit(api_name=ENDPOINT, **kwargs)  # queued on the Client's executor: no I/O here
+            done = _done_event(job)
             progress = _ProgressReader(trace)
             last: SpaceUpdate | None = None
             while not job.done():
                 if should_stop():
-                    job.cancel()
                     raise SpaceError(ErrorKind.PERMANENT, "cancelled", "The job was cancelled.")
                 if time.monotonic() > deadline:
-                    job.cancel()
                     raise SpaceError(ErrorKind.TRANSIENT, "timeout", f"No result within {timeout_s:.0f} s.")
                 update = progress.read(job.status())
                 if update is not None and update != last:
                     on_update(update)
                     last = update
-                wait([job], timeout=POLL_S)
-            out = job.result(timeout=max(1.0, deadline - time.monotonic()))
+                with anyio.move_on_after(POLL_S):
+                    await done.wait()
+            # Done: result() does not block. Read here, not awaited through asyncio.wrap_future: a
+            # Job that gradio cancelled raises concurrent.futures.CancelledError, an Exception that
+            # classify() calls stream_lost; wrapped, it would become asyncio.CancelledError and look
+            # like the cancellation of our own task.
+            out = job.result(timeout=0)
+            job = None
         except SpaceError:
             raise
         except Exception as exc:
@@ -194,8 +234,26 @@ class SpaceSession:
             ):
                 self.reset()
             raise error from exc
+        finally:
+            if job is not None and not job.done():
+                # Job.cancel() posts to the Space (blocking I/O): off the loop, not waited for, so
+                # it also works while our task is being cancelled.
+                threading.Thread(target=job.cancel, name="gradio-cancel", daemon=True).start()
         trace.processing = True
         return read_download(out)
+
+
+def _done_event(job: Any) -> anyio.Event:
+    """An event set on the loop once the Job is done (its callback runs in gradio's thread)."""
+    done = anyio.Event()
+    loop = asyncio.get_running_loop()
+
+    def notify(_: object) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting any more
+            loop.call_soon_threadsafe(done.set)
+
+    job.add_done_callback(notify)
+    return done
 
 
 def _check_signature(src: str, api: Any) -> tuple[str, ...]:

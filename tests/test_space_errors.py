@@ -254,7 +254,7 @@ def test_a_picture_that_is_not_the_requested_one_is_an_error(
 
     async def checked() -> None:
         async with DecodePool(PoolLimits(workers=1)) as decoder:
-            await check_result(decoder, data, params, photo)
+            await check_result(decoder, data, params, photo.read_bytes())
 
     with pytest.raises(SpaceError) as caught:
         anyio.run(checked)
