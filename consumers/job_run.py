@@ -14,7 +14,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -80,7 +79,6 @@ class JobRunner:
         caller: SpaceCaller,
         *,
         consumer: str,
-        workdir: Path,
         give_up: anyio.Event,
         to_release: list[str],
     ) -> None:
@@ -89,7 +87,6 @@ class JobRunner:
         self.blobs = blobs
         self.caller = caller
         self.consumer = consumer
-        self.workdir = workdir
         self.give_up = give_up  # set when the process stops waiting for Redis to come back
         self.to_release = to_release  # entries the consumer hands back when it exits
 
@@ -143,22 +140,17 @@ class JobRunner:
             JOB_QUEUE_WAIT.observe(max(now_ms() - record.created_at, 0) / 1000)
         JOBS_STARTED.inc()
         log.info("job started", failures=claim.failures)
-        image_path = self.workdir / f"{claim.job_id}-{claim.run_name}.img"
-        await anyio.Path(image_path).write_bytes(photo)
         writer = ProgressWriter(self.store, claim, partial(self._write_refused, running))
-        try:
-            async with anyio.create_task_group() as reports:
-                reports.start_soon(writer.run)
-                outcome = await self._call(running, record, image_path, photo, writer)
-                reports.cancel_scope.cancel()  # a pending progress write is moot now
-        finally:
-            await anyio.Path(image_path).unlink(missing_ok=True)
+        async with anyio.create_task_group() as reports:
+            reports.start_soon(writer.run)
+            outcome = await self._call(running, record, photo, writer)
+            reports.cancel_scope.cancel()  # a pending progress write is moot now
         if isinstance(outcome, SpaceError | QuotaWait):
             return await self._after_failure(running, record, outcome)
         return await self._after_success(running, record, outcome)
 
     async def _call(
-        self, running: Running, record: JobRecord, image_path: Path, photo: bytes, writer: ProgressWriter
+        self, running: Running, record: JobRecord, photo: bytes, writer: ProgressWriter
     ) -> CallResult | SpaceError | QuotaWait:
         """The Space call's result, or the classified reason it has none."""
 
@@ -167,9 +159,7 @@ class JobRunner:
                 writer.offer(update)
 
         try:
-            return await self.caller.call(
-                record.params, image_path, on_update=on_update, stop=running.stop, photo=photo
-            )
+            return await self.caller.call(record.params, photo, on_update=on_update, stop=running.stop)
         except (SpaceError, QuotaWait) as error:
             return error
         except Exception as exc:  # a bug in the call path must not kill the consumer

@@ -234,25 +234,24 @@ class SpaceCaller:
     async def call(
         self,
         params: JobParams,
-        image_path: Path,
+        photo: bytes | Path,
         *,
         on_update: Callable[[SpaceUpdate], None],
         stop: threading.Event,
-        photo: bytes | None = None,
     ) -> CallResult:
         """Run one generation. Raises SpaceError, or QuotaWait when every token is cooling.
 
-        `on_update` is called on the event loop; `stop` (set by the caller) abandons the call.
-        `photo` is the bytes of `image_path` (the result is compared with it).
+        `photo`: its bytes (or the file they are in). `on_update` is called on the event loop;
+        `stop` (set by the caller) abandons the call.
         """
         deadline = time.monotonic() + self._timeout_s
-        if photo is None:
-            photo = await anyio.Path(image_path).read_bytes()
+        if isinstance(photo, Path):
+            photo = await anyio.Path(photo).read_bytes()
         refused: set[str] = set()
         while True:
             lease = await self._take_token(refused, deadline, on_update, stop)
             try:
-                return await self._call_with(lease, params, image_path, photo, deadline, on_update, stop)
+                return await self._call_with(lease, params, photo, deadline, on_update, stop)
             except _QuotaRefused:
                 refused.add(lease.alias)
 
@@ -294,7 +293,6 @@ class SpaceCaller:
         self,
         lease: Lease,
         params: JobParams,
-        image_path: Path,
         photo: bytes,
         deadline: float,
         on_update: Callable[[SpaceUpdate], None],
@@ -304,7 +302,7 @@ class SpaceCaller:
         trace = CallTrace()
         generate = partial(
             session.agenerate,
-            image_path,
+            photo,
             params,
             timeout_s=max(1.0, deadline - time.monotonic()),
             on_update=on_update,

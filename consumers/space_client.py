@@ -31,19 +31,20 @@ import anyio
 import anyio.to_thread
 import certifi
 import httpx
-from gradio_client import Client, handle_file
+from gradio_client import Client
 from gradio_client.utils import Status as GradioStatus
+from gradio_client.utils import encode_file_path
 
 from consumers.errors import ErrorKind, SpaceError, classify
 from jobs.logs import get_logger
 from jobs.model import JobParams
+from sandbox.probe import sniff_type
 
 __all__ = [
     "ENDPOINT",
     "CallTrace",
     "SpaceSession",
     "SpaceUpdate",
-    "read_download",
     "sweep_download_leftovers",
 ]
 
@@ -98,10 +99,11 @@ class SpaceSession:
     def __init__(self, src: str, token: str | None, *, download_dir: Path, max_calls: int = 40) -> None:
         self.src = src
         self._token = token
-        self._download_dir = download_dir
+        self._download_dir = download_dir  # gradio_client wants one; results never land there (_Files)
         # gradio_client runs at most max_workers calls at once per Client (its default is 40).
         self._max_workers = max(40, max_calls)
         self._client: Client | None = None
+        self._files: _Files | None = None
         self._params: tuple[str, ...] = ()
         self._lock = threading.Lock()
 
@@ -135,6 +137,9 @@ class SpaceSession:
             except SpaceError:
                 client.close()
                 raise
+            self._files = _Files(
+                client, client.endpoints[client._infer_fn_index(ENDPOINT, None)], self._max_workers
+            )
             self._client = client
             return client
 
@@ -142,12 +147,15 @@ class SpaceSession:
         """Drop the Client (after connection failures or "Server stopped"); rebuilt on next use."""
         with self._lock:
             client, self._client = self._client, None
+            files, self._files = self._files, None
         if client is not None:
             client.close()
+        if files is not None:
+            files.close()
 
     def generate(
         self,
-        image_path: Path,
+        image: bytes | Path,
         params: JobParams,
         *,
         timeout_s: float,
@@ -158,7 +166,7 @@ class SpaceSession:
         """`agenerate` for callers outside an event loop (tests, tools)."""
         call = partial(
             self.agenerate,
-            image_path,
+            image,
             params,
             timeout_s=timeout_s,
             on_update=on_update,
@@ -169,7 +177,7 @@ class SpaceSession:
 
     async def agenerate(
         self,
-        image_path: Path,
+        image: bytes | Path,
         params: JobParams,
         *,
         timeout_s: float,
@@ -182,7 +190,7 @@ class SpaceSession:
         gradio_client runs the call in its own threads; its Job is watched from the event loop
         (woken when it is done, its status read every POLL_S for progress), not by a thread of ours
         per call: that thread and its hand-offs cost more CPU than the watching itself.
-        `on_update` is called on the event loop.
+        `on_update` is called on the event loop. `image`: the photo, or the file it is in.
         """
         trace = trace if trace is not None else CallTrace()
         deadline = time.monotonic() + timeout_s
@@ -193,7 +201,7 @@ class SpaceSession:
                 client = await anyio.to_thread.run_sync(self.connect, abandon_on_cancel=True)
             kwargs: dict[str, Any] = {
                 "prompt": params.prompt,
-                "spatial_img": handle_file(str(image_path)),
+                "spatial_img": _Photo(image),  # uploaded by _Files, in gradio_client's thread
                 "height": params.height,
                 "width": params.width,
                 "seed": int(params.seed),  # the Space seeds torch with it: a float would fail
@@ -221,8 +229,12 @@ class SpaceSession:
             # Job that gradio cancelled raises concurrent.futures.CancelledError, an Exception that
             # classify() calls stream_lost; wrapped, it would become asyncio.CancelledError and look
             # like the cancellation of our own task.
-            out = job.result(timeout=0)
+            data = job.result(timeout=0)
             job = None
+            if not isinstance(data, bytes):  # _Files.download returns the file's bytes
+                raise SpaceError(
+                    ErrorKind.TRANSIENT, "result_missing", f"The Space returned no file: {data!r:.200}"
+                )
         except SpaceError:
             raise
         except Exception as exc:
@@ -240,7 +252,7 @@ class SpaceSession:
                 # it also works while our task is being cancelled.
                 threading.Thread(target=job.cancel, name="gradio-cancel", daemon=True).start()
         trace.processing = True
-        return read_download(out)
+        return data
 
 
 def _done_event(job: Any) -> anyio.Event:
@@ -254,6 +266,63 @@ def _done_event(job: Any) -> anyio.Event:
 
     job.add_done_callback(notify)
     return done
+
+
+class _Photo:
+    """The photo as passed to submit(): _Files uploads it."""
+
+    __slots__ = ("image",)
+
+    def __init__(self, image: bytes | Path) -> None:
+        self.image = image
+
+
+class _Files:
+    """gradio_client's file transfers for one Client, through one pooled HTTP client.
+
+    gradio_client opens a new HTTP client, and so a new connection, for every upload and download
+    (and reads the result back from a temporary file). Installed on the endpoint instead of its own
+    methods, these run in the same gradio_client thread, reusing kept-alive connections, and hand
+    the result over as bytes. The submission and the event stream are still gradio_client's.
+    """
+
+    def __init__(self, client: Any, endpoint: Any, max_connections: int) -> None:
+        self._upload_url: str = client.upload_url
+        self._root: str = endpoint.root_url
+        self._http = httpx.Client(
+            verify=_TLS_CONTEXT,
+            timeout=HTTP_TIMEOUT,
+            headers=client.headers,  # the token, as gradio_client sends it
+            cookies=client.cookies,
+            follow_redirects=True,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )
+        endpoint.process_input_files = self.upload
+        endpoint._download_file = self.download
+
+    def upload(self, *data: Any) -> tuple[Any, ...]:
+        return tuple(self._upload(d.image) if isinstance(d, _Photo) else d for d in data)
+
+    def _upload(self, image: bytes | Path) -> dict[str, Any]:
+        """Put the photo on the Space (Gradio's upload route); the file reference to pass it as."""
+        data = image if isinstance(image, bytes) else image.read_bytes()
+        name = "photo" + _SUFFIXES.get(sniff_type(data[:32]) or "", ".png")  # the Space saves by suffix
+        reply = self._http.post(self._upload_url, files=[("files", (name, data))])
+        reply.raise_for_status()
+        return {"path": reply.json()[0], "orig_name": name, "meta": {"_type": "gradio.FileData"}}
+
+    def download(self, x: dict[str, Any]) -> bytes:
+        """The result's bytes, by the file reference the Space returned."""
+        url = x.get("url") if x.get("is_stream") else None
+        reply = self._http.get(url or f"{self._root}file={encode_file_path(x['path'])}")
+        reply.raise_for_status()
+        return reply.content
+
+    def close(self) -> None:
+        self._http.close()
+
+
+_SUFFIXES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/gif": ".gif"}
 
 
 def _check_signature(src: str, api: Any) -> tuple[str, ...]:
@@ -311,24 +380,6 @@ class _ProgressReader:
         if code in (GradioStatus.PROCESSING, GradioStatus.SENDING_DATA, GradioStatus.ITERATING):
             return SpaceUpdate(phase="processing")
         return None
-
-
-def read_download(out: Any) -> bytes:
-    """The downloaded result file's bytes (checked by consumers/result_check.py, in the sandbox)."""
-    path = Path(out if isinstance(out, str | os.PathLike) else (out or {}).get("path", ""))
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise SpaceError(
-            ErrorKind.TRANSIENT, "result_missing", f"The Space's result could not be read: {exc}"
-        ) from exc
-    finally:
-        # gradio_client never cleans its downloads. Results sit in a directory named by their
-        # content hash, which identical results of concurrent calls share: remove only our file,
-        # and the directory once it is empty.
-        path.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            path.parent.rmdir()
 
 
 _LEFTOVER_RE = re.compile(r"[0-9a-f]{40}")

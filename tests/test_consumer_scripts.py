@@ -55,7 +55,8 @@ async def test_a_claim_brings_the_job_and_its_photo_in_the_same_step(pipe: Pipel
     [job_id] = await pipe.submit()
     [(entry, _)] = await read(pipe, "a")
     claim = await pipe.store.claim(job_id, entry, "a", photo_in_redis=True)
-    assert isinstance(claim, Claim) and claim.record is not None, claim
+    assert isinstance(claim, Claim), claim
+    assert claim.record is not None
     assert claim.record == await pipe.store.get(job_id)  # the job as the claim left it
     assert (claim.record.status, claim.record.consumer, claim.record.attempt) == (Status.RUNNING, "a", 1)
     assert claim.photo == PHOTO
@@ -63,13 +64,16 @@ async def test_a_claim_brings_the_job_and_its_photo_in_the_same_step(pipe: Pipel
     [other] = await pipe.submit()
     [(entry, _)] = await read(pipe, "a")
     claim = await claim_ok(pipe, other, entry, "a")
-    assert claim.photo is None and claim.record is not None and claim.record.input_key == f"in/{other}"
+    assert claim.photo is None
+    assert claim.record is not None
+    assert claim.record.input_key == f"in/{other}"
     # An expired photo comes back as None: the run fails the job as input_expired.
     [gone] = await pipe.submit()
     await pipe.redis.delete(pipe.keys.blob(f"in/{gone}"))
     [(entry, _)] = await read(pipe, "a")
     claim = await pipe.store.claim(gone, entry, "a", photo_in_redis=True)
-    assert isinstance(claim, Claim) and claim.photo is None
+    assert isinstance(claim, Claim)
+    assert claim.photo is None
 
 
 async def test_a_taken_over_job_refuses_the_old_owners_writes(pipe: Pipeline) -> None:
