@@ -41,7 +41,12 @@ class ProgressWriter:
         self._wake.set()
 
     async def run(self) -> None:
-        """Write the newest update whenever there is one; cancelled when the call ends."""
+        """Write the newest update whenever there is one; cancelled when the call ends.
+
+        The first write waits MIN_INTERVAL_S too: a call that ends sooner writes no progress at all
+        (its finish says everything), which saves fast calls a Redis round trip or two; on a real
+        Space call, tens of seconds long, the first progress shows a quarter second later."""
+        await anyio.sleep(MIN_INTERVAL_S)
         while True:
             await self._wake.wait()
             self._wake = anyio.Event()
