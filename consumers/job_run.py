@@ -23,6 +23,7 @@ from consumers.progress import ProgressWriter
 from consumers.retry import plan_failure
 from consumers.space_client import SpaceUpdate
 from jobs.backoff import Backoff
+from jobs.blobs import RedisBlobStore
 from jobs.durable import NotDurable
 from jobs.logs import get_logger
 from jobs.model import JobRecord, Status
@@ -174,7 +175,13 @@ class JobRunner:
         if running.reason in (CANCELLED, MISSING):
             return await self._settle_stopped(running)
         result_key = f"out/{claim.job_id}/{claim.run_name}"
-        await self.persist(partial(self.blobs.put, result_key, result.data, self.settings.blob_ttl_seconds))
+        # With blobs in Redis, finish() stores the result in the same step (one round trip less,
+        # and a fenced run stores nothing); elsewhere it is stored first.
+        in_redis = isinstance(self.blobs, RedisBlobStore)
+        if not in_redis:
+            await self.persist(
+                partial(self.blobs.put, result_key, result.data, self.settings.blob_ttl_seconds)
+            )
         # Jobs merged into this one each get their own copy first (finish() names them); a copy made
         # for a follower that is cancelled before finish() lands is left to the blob TTL.
         copies: dict[str, str] = {}
@@ -185,6 +192,7 @@ class JobRunner:
                     claim,
                     Status.SUCCEEDED,
                     copies=copies,
+                    result=(result_key, result.data) if in_redis else None,
                     result_key=result_key,
                     result_type=result.media_type,
                     token_alias=result.token_alias,

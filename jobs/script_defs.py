@@ -183,6 +183,7 @@ class FinishKeys(NamedTuple):
     events: str
     stream: str
     entries: str
+    result: str  # the result's blob key when the script stores it (else a blob key never written)
 
 
 class FinishArgs(NamedTuple):
@@ -194,6 +195,7 @@ class FinishArgs(NamedTuple):
     entry_id: str
     now_ms: int
     result_ttl_s: int
+    result_data: bytes  # the result, stored under K.result with the success; b"" if stored elsewhere
     copies: str  # "follower=blob,...": each follower's own copy of the result
     fields: Sequence[str] = ()  # field, value, ...
 

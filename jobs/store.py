@@ -256,20 +256,28 @@ class JobStore:
             raise
 
     async def finish(
-        self, claim: Claim, status: Status, *, copies: Mapping[str, str] | None = None, **fields: object
+        self,
+        claim: Claim,
+        status: Status,
+        *,
+        copies: Mapping[str, str] | None = None,
+        result: tuple[str, bytes] | None = None,
+        **fields: object,
     ) -> JobVerdict:
         """Terminal status + XACK + XDEL in one step, fenced like update(); durable if configured.
 
         Returns 'ok', 'withdrawn' (done, for the followers of a job its owner erased), 'fenced',
         'missing' or the terminal status the job already had. A success of a job with followers
         needs `copies` (follower id -> its own copy of the result); FollowersWaiting names those
-        still without one, and nothing was written.
+        still without one, and nothing was written. `result` (blob name, bytes), with blobs in
+        Redis: the result is stored by the same step, only if the job is finished by it.
         """
         keys = FinishKeys(
             job=self.keys.job(claim.job_id),
             events=self.keys.events,
             stream=self.keys.stream,
             entries=self.keys.entries,
+            result=self.keys.blob(result[0] if result else ""),
         )
         args = FinishArgs(
             job_id=claim.job_id,
@@ -280,6 +288,7 @@ class JobStore:
             entry_id=claim.entry_id,
             now_ms=now_ms(),
             result_ttl_s=self.blob_ttl_s,
+            result_data=result[1] if result else b"",
             copies=",".join(f"{job}={blob}" for job, blob in (copies or {}).items()),
             fields=_flatten(fields),
         )

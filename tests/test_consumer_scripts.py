@@ -88,7 +88,9 @@ async def test_a_taken_over_job_refuses_the_old_owners_writes(pipe: Pipeline) ->
     assert second.attempt == 2
 
     assert await pipe.store.update(first, phase="painting") == "fenced"
-    assert await pipe.store.finish(first, Status.SUCCEEDED, result_key="out/zombie") == "fenced"
+    zombie = ("out/zombie", b"zombie picture")
+    assert await pipe.store.finish(first, Status.SUCCEEDED, result=zombie, result_key=zombie[0]) == "fenced"
+    assert await pipe.redis.exists(pipe.keys.blob("out/zombie")) == 0  # a fenced finish stores nothing
     assert (
         await pipe.store.retry(
             first,
@@ -103,7 +105,10 @@ async def test_a_taken_over_job_refuses_the_old_owners_writes(pipe: Pipeline) ->
     )
     assert await pipe.pending() == 1  # the zombie acknowledged nothing
 
-    assert await pipe.store.finish(second, Status.SUCCEEDED, result_key=f"out/{job_id}/2") == "ok"
+    result = (f"out/{job_id}/2", b"the picture")
+    assert await pipe.store.finish(second, Status.SUCCEEDED, result=result, result_key=result[0]) == "ok"
+    assert await pipe.redis.get(pipe.keys.blob(result[0])) == b"the picture"  # stored in the same step
+    assert 0 < await pipe.redis.ttl(pipe.keys.blob(result[0])) <= pipe.store.blob_ttl_s
     record = (await pipe.jobs([job_id]))[job_id]
     assert (record.status, record.attempt, record.result_key) == (Status.SUCCEEDED, 2, f"out/{job_id}/2")
     assert await pipe.pending() == 0
