@@ -444,7 +444,7 @@ class SpaceCaller:
 
     async def aclose(self) -> None:
         for session in self._sessions.values():
-            session.reset()
+            session.close()
         shutil.rmtree(self._download_dir, ignore_errors=True)
 
 

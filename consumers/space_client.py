@@ -137,9 +137,9 @@ class SpaceSession:
             except SpaceError:
                 client.close()
                 raise
-            self._files = _Files(
-                client, client.endpoints[client._infer_fn_index(ENDPOINT, None)], self._max_workers
-            )
+            if self._files is None:
+                self._files = _Files(client, self._max_workers)
+            self._files.attach(client, client.endpoints[client._infer_fn_index(ENDPOINT, None)])
             self._client = client
             return client
 
@@ -147,9 +147,16 @@ class SpaceSession:
         """Drop the Client (after connection failures or "Server stopped"); rebuilt on next use."""
         with self._lock:
             client, self._client = self._client, None
-            files, self._files = self._files, None
         if client is not None:
             client.close()
+        # The pooled HTTP client stays: calls still running on the old Client use it, and httpx
+        # drops broken connections by itself.
+
+    def close(self) -> None:
+        """Drop the Client and close the pooled HTTP client (the session is not used again)."""
+        self.reset()
+        with self._lock:
+            files, self._files = self._files, None
         if files is not None:
             files.close()
 
@@ -286,9 +293,9 @@ class _Files:
     the result over as bytes. The submission and the event stream are still gradio_client's.
     """
 
-    def __init__(self, client: Any, endpoint: Any, max_connections: int) -> None:
-        self._upload_url: str = client.upload_url
-        self._root: str = endpoint.root_url
+    def __init__(self, client: Any, max_connections: int) -> None:
+        self._upload_url = ""
+        self._root = ""
         self._http = httpx.Client(
             verify=_TLS_CONTEXT,
             timeout=HTTP_TIMEOUT,
@@ -297,6 +304,11 @@ class _Files:
             follow_redirects=True,
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         )
+
+    def attach(self, client: Any, endpoint: Any) -> None:
+        """Serve the file transfers of this (newly built) Client's endpoint."""
+        self._upload_url = client.upload_url
+        self._root = endpoint.root_url
         endpoint.process_input_files = self.upload
         endpoint._download_file = self.download
 
