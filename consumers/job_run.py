@@ -14,7 +14,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
@@ -24,6 +23,7 @@ from consumers.progress import ProgressWriter
 from consumers.retry import plan_failure
 from consumers.space_client import SpaceUpdate
 from jobs.backoff import Backoff
+from jobs.blobs import RedisBlobStore
 from jobs.durable import NotDurable
 from jobs.logs import get_logger
 from jobs.model import JobRecord, Status
@@ -80,7 +80,6 @@ class JobRunner:
         caller: SpaceCaller,
         *,
         consumer: str,
-        workdir: Path,
         give_up: anyio.Event,
         to_release: list[str],
     ) -> None:
@@ -89,7 +88,6 @@ class JobRunner:
         self.blobs = blobs
         self.caller = caller
         self.consumer = consumer
-        self.workdir = workdir
         self.give_up = give_up  # set when the process stops waiting for Redis to come back
         self.to_release = to_release  # entries the consumer hands back when it exits
 
@@ -124,14 +122,17 @@ class JobRunner:
     async def run(self, running: Running) -> str:
         """Run the job; returns the outcome (for logs and the run-time histogram)."""
         claim = running.claim
-        record = await self.persist(partial(self.store.get, claim.job_id))
+        # The claim script read the job (and, with blobs in Redis, its photo) in the same step.
+        record = claim.record or await self.persist(partial(self.store.get, claim.job_id))
         if record is None:
             await self.persist(partial(self.store.ack, claim.entry_id))
             return MISSING
         if record.status is Status.CANCELLED:  # cancelled right after the claim
             running.halt(CANCELLED)
             return await self._settle_stopped(running)
-        photo = await self.persist(partial(self.blobs.get, record.input_key))
+        photo = claim.photo
+        if photo is None:
+            photo = await self.persist(partial(self.blobs.get, record.input_key))
         if photo is None:
             return await self._fail(
                 running, record, "input_expired", "The uploaded photo expired before the job's turn."
@@ -140,32 +141,26 @@ class JobRunner:
             JOB_QUEUE_WAIT.observe(max(now_ms() - record.created_at, 0) / 1000)
         JOBS_STARTED.inc()
         log.info("job started", failures=claim.failures)
-        image_path = self.workdir / f"{claim.job_id}-{claim.run_name}.img"
-        await anyio.Path(image_path).write_bytes(photo)
         writer = ProgressWriter(self.store, claim, partial(self._write_refused, running))
-        try:
-            async with anyio.create_task_group() as reports:
-                reports.start_soon(writer.run)
-                outcome = await self._call(running, record, image_path, writer)
-                reports.cancel_scope.cancel()  # a pending progress write is moot now
-        finally:
-            await anyio.Path(image_path).unlink(missing_ok=True)
+        async with anyio.create_task_group() as reports:
+            reports.start_soon(writer.run)
+            outcome = await self._call(running, record, photo, writer)
+            reports.cancel_scope.cancel()  # a pending progress write is moot now
         if isinstance(outcome, SpaceError | QuotaWait):
             return await self._after_failure(running, record, outcome)
         return await self._after_success(running, record, outcome)
 
     async def _call(
-        self, running: Running, record: JobRecord, image_path: Path, writer: ProgressWriter
+        self, running: Running, record: JobRecord, photo: bytes, writer: ProgressWriter
     ) -> CallResult | SpaceError | QuotaWait:
         """The Space call's result, or the classified reason it has none."""
-        token = anyio.lowlevel.current_token()
 
-        def on_update(update: SpaceUpdate) -> None:  # in the call's thread
+        def on_update(update: SpaceUpdate) -> None:  # on the event loop
             if not running.stop.is_set():
-                writer.offer_from_thread(token, update)
+                writer.offer(update)
 
         try:
-            return await self.caller.call(record.params, image_path, on_update=on_update, stop=running.stop)
+            return await self.caller.call(record.params, photo, on_update=on_update, stop=running.stop)
         except (SpaceError, QuotaWait) as error:
             return error
         except Exception as exc:  # a bug in the call path must not kill the consumer
@@ -180,7 +175,13 @@ class JobRunner:
         if running.reason in (CANCELLED, MISSING):
             return await self._settle_stopped(running)
         result_key = f"out/{claim.job_id}/{claim.run_name}"
-        await self.persist(partial(self.blobs.put, result_key, result.data, self.settings.blob_ttl_seconds))
+        # With blobs in Redis, finish() stores the result in the same step (one round trip less,
+        # and a fenced run stores nothing); elsewhere it is stored first.
+        in_redis = isinstance(self.blobs, RedisBlobStore)
+        if not in_redis:
+            await self.persist(
+                partial(self.blobs.put, result_key, result.data, self.settings.blob_ttl_seconds)
+            )
         # Jobs merged into this one each get their own copy first (finish() names them); a copy made
         # for a follower that is cancelled before finish() lands is left to the blob TTL.
         copies: dict[str, str] = {}
@@ -191,6 +192,7 @@ class JobRunner:
                     claim,
                     Status.SUCCEEDED,
                     copies=copies,
+                    result=(result_key, result.data) if in_redis else None,
                     result_key=result_key,
                     result_type=result.media_type,
                     token_alias=result.token_alias,

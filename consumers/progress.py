@@ -1,8 +1,8 @@
 """Progress of a running job, written to its status without slowing the Space call down.
 
-The call's thread only hands over the newest update (a cheap hop onto the event loop); a task on
-the loop writes it, at most every MIN_INTERVAL_S, so a chatty Space costs a handful of Redis writes
-per second at most, and the thread never waits for Redis. Progress never goes backwards within a
+The Space call only hands over the newest update (on the event loop, where its Job is watched); a
+task writes it, at most every MIN_INTERVAL_S, so a chatty Space costs a handful of Redis writes
+per second at most, and the call never waits for Redis. Progress never goes backwards within a
 run: a Space may report several series (e.g. denoising, then painting).
 """
 
@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import anyio
-import anyio.from_thread
-from anyio.lowlevel import EventLoopToken
 
 from consumers.space_client import SpaceUpdate
 from jobs.logs import get_logger
@@ -37,19 +35,18 @@ class ProgressWriter:
         self._wake = anyio.Event()
         self.progress = 0.0
 
-    def offer_from_thread(self, token: EventLoopToken, update: SpaceUpdate) -> None:
-        """Called in the call's thread for every update; returns without touching Redis."""
+    def offer(self, update: SpaceUpdate) -> None:
+        """Called on the event loop for every update; returns without touching Redis."""
         self._latest = update
-        try:
-            anyio.from_thread.run_sync(self._poke, token=token)
-        except Exception as exc:  # noqa: BLE001 - the loop may be shutting down; progress is best effort
-            log.debug("progress not handed over", error=str(exc))
-
-    def _poke(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
-        """Write the newest update whenever there is one; cancelled when the call ends."""
+        """Write the newest update whenever there is one; cancelled when the call ends.
+
+        The first write waits MIN_INTERVAL_S too: a call that ends sooner writes no progress at all
+        (its finish says everything), which saves fast calls a Redis round trip or two; on a real
+        Space call, tens of seconds long, the first progress shows a quarter second later."""
+        await anyio.sleep(MIN_INTERVAL_S)
         while True:
             await self._wake.wait()
             self._wake = anyio.Event()

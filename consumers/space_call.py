@@ -101,7 +101,6 @@ class SpaceCaller:
             gpu_seconds_per_call=settings.gpu_seconds_per_call,
         )
         self._timeout_s = settings.call_timeout_seconds
-        self._threads = anyio.CapacityLimiter(settings.concurrency)
         self._breaker = CircuitBreaker(open_s=settings.breaker_open_seconds)
         self._readiness = Readiness(False, "not checked yet")
         self._download_dir = Path(tempfile.mkdtemp(prefix="ghibli-space-"))
@@ -235,21 +234,24 @@ class SpaceCaller:
     async def call(
         self,
         params: JobParams,
-        image_path: Path,
+        photo: bytes | Path,
         *,
         on_update: Callable[[SpaceUpdate], None],
         stop: threading.Event,
     ) -> CallResult:
         """Run one generation. Raises SpaceError, or QuotaWait when every token is cooling.
 
-        `on_update` is called in a worker thread; `stop` (set by the caller) abandons the call.
+        `photo`: its bytes (or the file they are in). `on_update` is called on the event loop;
+        `stop` (set by the caller) abandons the call.
         """
         deadline = time.monotonic() + self._timeout_s
+        if isinstance(photo, Path):
+            photo = await anyio.Path(photo).read_bytes()
         refused: set[str] = set()
         while True:
             lease = await self._take_token(refused, deadline, on_update, stop)
             try:
-                return await self._call_with(lease, params, image_path, deadline, on_update, stop)
+                return await self._call_with(lease, params, photo, deadline, on_update, stop)
             except _QuotaRefused:
                 refused.add(lease.alias)
 
@@ -283,7 +285,7 @@ class SpaceCaller:
                     f"Every HF token stayed busy for {self._timeout_s:.0f} s.",
                 )
             if not told:
-                await anyio.to_thread.run_sync(on_update, SpaceUpdate(phase="waiting_for_token"))
+                on_update(SpaceUpdate(phase="waiting_for_token"))
                 told = True
             await anyio.sleep(0.2 + random.random() * 0.3)  # noqa: S311 - jitter, not crypto
 
@@ -291,21 +293,20 @@ class SpaceCaller:
         self,
         lease: Lease,
         params: JobParams,
-        image_path: Path,
+        photo: bytes,
         deadline: float,
         on_update: Callable[[SpaceUpdate], None],
         stop: threading.Event,
     ) -> CallResult:
         session = self._session(lease.alias)
         trace = CallTrace()
-        abandon = threading.Event()  # set when this task is cancelled: the thread stops polling
         generate = partial(
-            session.generate,
-            image_path,
+            session.agenerate,
+            photo,
             params,
             timeout_s=max(1.0, deadline - time.monotonic()),
             on_update=on_update,
-            should_stop=lambda: stop.is_set() or abandon.is_set(),
+            should_stop=stop.is_set,
             trace=trace,
         )
         started = time.monotonic()
@@ -316,15 +317,12 @@ class SpaceCaller:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._keep_lease, lease)
                     try:
-                        data = await anyio.to_thread.run_sync(
-                            generate, limiter=self._threads, abandon_on_cancel=True
-                        )
-                        output = await check_result(self.decoder, data, params, image_path)
+                        data = await generate()  # cancelling this task cancels the Space's job
+                        output = await check_result(self.decoder, data, params, photo)
                     except Exception as exc:  # noqa: BLE001 - every failure is classified
                         error = self._scrub(classify(exc))
                     tg.cancel_scope.cancel()
             except BaseException:
-                abandon.set()
                 with anyio.CancelScope(shield=True):
                     await self._release(lease, Outcome.ABANDONED)
                 raise
@@ -446,7 +444,7 @@ class SpaceCaller:
 
     async def aclose(self) -> None:
         for session in self._sessions.values():
-            session.reset()
+            session.close()
         shutil.rmtree(self._download_dir, ignore_errors=True)
 
 

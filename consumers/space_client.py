@@ -1,13 +1,15 @@
 """One gradio_client session with the Space: connect, check the endpoint, run one generation.
 
-gradio_client is synchronous, so everything here runs in a worker thread. One Client serves many
-concurrent calls (it is lock-protected), and it is built once per (space, token) and reused:
-building one costs Hub round-trips and threads. It is rebuilt after connection failures, a
-restarted Space ("Server stopped") or a broken Space, because its config is fetched only once.
+gradio_client is synchronous: connecting runs in a worker thread, and a call runs in the Client's
+own threads while the event loop watches its Job. One Client serves many concurrent calls, and it
+is built once per (space, token) and reused: building one costs Hub round-trips and threads. It
+is rebuilt after connection failures, a restarted Space ("Server stopped") or a broken Space,
+because its config is fetched only once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -16,8 +18,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import wait
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -25,21 +27,24 @@ from typing import Any
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
+import anyio
+import anyio.to_thread
 import certifi
 import httpx
-from gradio_client import Client, handle_file
+from gradio_client import Client
 from gradio_client.utils import Status as GradioStatus
+from gradio_client.utils import encode_file_path
 
 from consumers.errors import ErrorKind, SpaceError, classify
 from jobs.logs import get_logger
 from jobs.model import JobParams
+from sandbox.probe import sniff_type
 
 __all__ = [
     "ENDPOINT",
     "CallTrace",
     "SpaceSession",
     "SpaceUpdate",
-    "read_download",
     "sweep_download_leftovers",
 ]
 
@@ -94,10 +99,11 @@ class SpaceSession:
     def __init__(self, src: str, token: str | None, *, download_dir: Path, max_calls: int = 40) -> None:
         self.src = src
         self._token = token
-        self._download_dir = download_dir
+        self._download_dir = download_dir  # gradio_client wants one; results never land there (_Files)
         # gradio_client runs at most max_workers calls at once per Client (its default is 40).
         self._max_workers = max(40, max_calls)
         self._client: Client | None = None
+        self._files: _Files | None = None
         self._params: tuple[str, ...] = ()
         self._lock = threading.Lock()
 
@@ -131,6 +137,9 @@ class SpaceSession:
             except SpaceError:
                 client.close()
                 raise
+            if self._files is None:
+                self._files = _Files(client, self._max_workers)
+            self._files.attach(client, client.endpoints[client._infer_fn_index(ENDPOINT, None)])
             self._client = client
             return client
 
@@ -140,10 +149,20 @@ class SpaceSession:
             client, self._client = self._client, None
         if client is not None:
             client.close()
+        # The pooled HTTP client stays: calls still running on the old Client use it, and httpx
+        # drops broken connections by itself.
+
+    def close(self) -> None:
+        """Drop the Client and close the pooled HTTP client (the session is not used again)."""
+        self.reset()
+        with self._lock:
+            files, self._files = self._files, None
+        if files is not None:
+            files.close()
 
     def generate(
         self,
-        image_path: Path,
+        image: bytes | Path,
         params: JobParams,
         *,
         timeout_s: float,
@@ -151,38 +170,78 @@ class SpaceSession:
         should_stop: Callable[[], bool],
         trace: CallTrace | None = None,
     ) -> bytes:
-        """Run one generation; the result file's bytes, not yet checked (raises SpaceError)."""
+        """`agenerate` for callers outside an event loop (tests, tools)."""
+        call = partial(
+            self.agenerate,
+            image,
+            params,
+            timeout_s=timeout_s,
+            on_update=on_update,
+            should_stop=should_stop,
+            trace=trace,
+        )
+        return anyio.run(call)
+
+    async def agenerate(
+        self,
+        image: bytes | Path,
+        params: JobParams,
+        *,
+        timeout_s: float,
+        on_update: Callable[[SpaceUpdate], None],
+        should_stop: Callable[[], bool],
+        trace: CallTrace | None = None,
+    ) -> bytes:
+        """Run one generation; the result file's bytes, not yet checked (raises SpaceError).
+
+        gradio_client runs the call in its own threads; its Job is watched from the event loop
+        (woken when it is done, its status read every POLL_S for progress), not by a thread of ours
+        per call: that thread and its hand-offs cost more CPU than the watching itself.
+        `on_update` is called on the event loop. `image`: the photo, or the file it is in.
+        """
         trace = trace if trace is not None else CallTrace()
         deadline = time.monotonic() + timeout_s
-        client = self.connect()
-        kwargs: dict[str, Any] = {
-            "prompt": params.prompt,
-            "spatial_img": handle_file(str(image_path)),
-            "height": params.height,
-            "width": params.width,
-            "seed": int(params.seed),  # the Space seeds torch with it: a float would fail
-            "control_type": "Ghibli",
-            "use_zero_init": params.use_zero_init,
-            "zero_steps": params.zero_steps,
-        }
-        kwargs = {k: v for k, v in kwargs.items() if k in self._params}
+        job: Any = None
         try:
-            job = client.submit(api_name=ENDPOINT, **kwargs)
+            client: Any = self._client
+            if client is None:  # the first call: Hub and Space round trips, off the loop
+                client = await anyio.to_thread.run_sync(self.connect, abandon_on_cancel=True)
+            kwargs: dict[str, Any] = {
+                "prompt": params.prompt,
+                "spatial_img": _Photo(image),  # uploaded by _Files, in gradio_client's thread
+                "height": params.height,
+                "width": params.width,
+                "seed": int(params.seed),  # the Space seeds torch with it: a float would fail
+                "control_type": "Ghibli",
+                "use_zero_init": params.use_zero_init,
+                "zero_steps": params.zero_steps,
+            }
+            kwargs = {k: v for k, v in kwargs.items() if k in self._params}
+            job = client.submit(api_name=ENDPOINT, **kwargs)  # queued on the Client's executor: no I/O here
+            done = _done_event(job)
             progress = _ProgressReader(trace)
             last: SpaceUpdate | None = None
             while not job.done():
                 if should_stop():
-                    job.cancel()
                     raise SpaceError(ErrorKind.PERMANENT, "cancelled", "The job was cancelled.")
                 if time.monotonic() > deadline:
-                    job.cancel()
                     raise SpaceError(ErrorKind.TRANSIENT, "timeout", f"No result within {timeout_s:.0f} s.")
                 update = progress.read(job.status())
                 if update is not None and update != last:
                     on_update(update)
                     last = update
-                wait([job], timeout=POLL_S)
-            out = job.result(timeout=max(1.0, deadline - time.monotonic()))
+                with anyio.move_on_after(POLL_S):
+                    await done.wait()
+            # Done: result() does not block. Read here, not awaited through asyncio.wrap_future: a
+            # Job that gradio cancelled raises concurrent.futures.CancelledError, an Exception that
+            # classify() calls stream_lost; wrapped, it would become asyncio.CancelledError and look
+            # like the cancellation of our own task.
+            data = job.result(timeout=0)
+            job = None
+            if not isinstance(data, bytes):  # _Files.download returns the file's bytes
+                raise SpaceError(
+                    ErrorKind.TRANSIENT, "result_missing", f"The Space returned no file: {data!r:.200}"
+                )
         except SpaceError:
             raise
         except Exception as exc:
@@ -194,8 +253,88 @@ class SpaceSession:
             ):
                 self.reset()
             raise error from exc
+        finally:
+            if job is not None and not job.done():
+                # Job.cancel() posts to the Space (blocking I/O): off the loop, not waited for, so
+                # it also works while our task is being cancelled.
+                threading.Thread(target=job.cancel, name="gradio-cancel", daemon=True).start()
         trace.processing = True
-        return read_download(out)
+        return data
+
+
+def _done_event(job: Any) -> anyio.Event:
+    """An event set on the loop once the Job is done (its callback runs in gradio's thread)."""
+    done = anyio.Event()
+    loop = asyncio.get_running_loop()
+
+    def notify(_: object) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting any more
+            loop.call_soon_threadsafe(done.set)
+
+    job.add_done_callback(notify)
+    return done
+
+
+class _Photo:
+    """The photo as passed to submit(): _Files uploads it."""
+
+    __slots__ = ("image",)
+
+    def __init__(self, image: bytes | Path) -> None:
+        self.image = image
+
+
+class _Files:
+    """gradio_client's file transfers for one Client, through one pooled HTTP client.
+
+    gradio_client opens a new HTTP client, and so a new connection, for every upload and download
+    (and reads the result back from a temporary file). Installed on the endpoint instead of its own
+    methods, these run in the same gradio_client thread, reusing kept-alive connections, and hand
+    the result over as bytes. The submission and the event stream are still gradio_client's.
+    """
+
+    def __init__(self, client: Any, max_connections: int) -> None:
+        self._upload_url = ""
+        self._root = ""
+        self._http = httpx.Client(
+            verify=_TLS_CONTEXT,
+            timeout=HTTP_TIMEOUT,
+            headers=client.headers,  # the token, as gradio_client sends it
+            cookies=client.cookies,
+            follow_redirects=True,
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )
+
+    def attach(self, client: Any, endpoint: Any) -> None:
+        """Serve the file transfers of this (newly built) Client's endpoint."""
+        self._upload_url = client.upload_url
+        self._root = endpoint.root_url
+        endpoint.process_input_files = self.upload
+        endpoint._download_file = self.download
+
+    def upload(self, *data: Any) -> tuple[Any, ...]:
+        return tuple(self._upload(d.image) if isinstance(d, _Photo) else d for d in data)
+
+    def _upload(self, image: bytes | Path) -> dict[str, Any]:
+        """Put the photo on the Space (Gradio's upload route); the file reference to pass it as."""
+        data = image if isinstance(image, bytes) else image.read_bytes()
+        name = "photo" + _SUFFIXES.get(sniff_type(data[:32]) or "", ".png")  # the Space saves by suffix
+        reply = self._http.post(self._upload_url, files=[("files", (name, data))])
+        reply.raise_for_status()
+        return {"path": reply.json()[0], "orig_name": name, "meta": {"_type": "gradio.FileData"}}
+
+    def download(self, x: dict[str, Any]) -> bytes:
+        """The result's bytes, by the file reference the Space returned."""
+        url = x.get("url") if x.get("is_stream") else None
+        reply = self._http.get(url or f"{self._root}file={encode_file_path(x['path'])}")
+        reply.raise_for_status()
+        return reply.content
+
+    def close(self) -> None:
+        self._http.close()
+
+
+_SUFFIXES = {"image/jpeg": ".jpg", "image/png": ".png", "image/webp": ".webp", "image/gif": ".gif"}
 
 
 def _check_signature(src: str, api: Any) -> tuple[str, ...]:
@@ -253,24 +392,6 @@ class _ProgressReader:
         if code in (GradioStatus.PROCESSING, GradioStatus.SENDING_DATA, GradioStatus.ITERATING):
             return SpaceUpdate(phase="processing")
         return None
-
-
-def read_download(out: Any) -> bytes:
-    """The downloaded result file's bytes (checked by consumers/result_check.py, in the sandbox)."""
-    path = Path(out if isinstance(out, str | os.PathLike) else (out or {}).get("path", ""))
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise SpaceError(
-            ErrorKind.TRANSIENT, "result_missing", f"The Space's result could not be read: {exc}"
-        ) from exc
-    finally:
-        # gradio_client never cleans its downloads. Results sit in a directory named by their
-        # content hash, which identical results of concurrent calls share: remove only our file,
-        # and the directory once it is empty.
-        path.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            path.parent.rmdir()
 
 
 _LEFTOVER_RE = re.compile(r"[0-9a-f]{40}")

@@ -12,10 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import random
-import shutil
-import tempfile
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -27,7 +24,7 @@ from consumers.lease import Leases
 from consumers.recovery import MIN_VERSION, Reaper, Recovery, redis_version
 from consumers.retry import DueMover
 from jobs.backoff import Backoff
-from jobs.blobs import BlobStore, FileBlobStore
+from jobs.blobs import BlobStore, FileBlobStore, RedisBlobStore
 from jobs.logs import get_logger
 from jobs.redis_conn import BLOCK_MS, REDIS_DOWN, is_unblocked_by_failover
 from jobs.script_defs import ClaimVerdict, JobVerdict, LostEntryVerdict
@@ -105,14 +102,12 @@ class Consumer:
         self._outage_at = -math.inf  # monotonic time Redis was last seen unavailable
         self._renewed_at = -math.inf  # monotonic time of the last successful lease renewal
         self._name_lost = False  # another process took this name while this one was frozen
-        self._workdir = Path(tempfile.mkdtemp(prefix="ghibli-consumer-"))
         self.runner = JobRunner(
             settings,
             store,
             blobs,
             caller,
             consumer=self.name,
-            workdir=self._workdir,
             give_up=self._give_up,
             to_release=self._to_release,
         )
@@ -121,22 +116,19 @@ class Consumer:
     async def run(self) -> None:
         """Work until SIGTERM/SIGINT; then finish running calls within the grace period (SIGQUIT, or
         a second request after jobs/stop_signals.py's window: stop them and hand them back)."""
-        try:
-            async with anyio.create_task_group() as outer:
-                outer.start_soon(self._watch_signals)
-                if await self._start_up():
-                    async with anyio.create_task_group() as tg:
-                        tg.start_soon(self._heartbeat_loop)
-                        tg.start_soon(self._lease_loop)
-                        tg.start_soon(self._watch_loop)
-                        tg.start_soon(self._housekeeping_loop)
-                        await self._claim_loop(tg)
-                        await self._drain()
-                        tg.cancel_scope.cancel()
-                    await self._say_goodbye()
-                outer.cancel_scope.cancel()
-        finally:
-            shutil.rmtree(self._workdir, ignore_errors=True)
+        async with anyio.create_task_group() as outer:
+            outer.start_soon(self._watch_signals)
+            if await self._start_up():
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._heartbeat_loop)
+                    tg.start_soon(self._lease_loop)
+                    tg.start_soon(self._watch_loop)
+                    tg.start_soon(self._housekeeping_loop)
+                    await self._claim_loop(tg)
+                    await self._drain()
+                    tg.cancel_scope.cancel()
+                await self._say_goodbye()
+            outer.cancel_scope.cancel()
         log.info("consumer stopped", consumer=self.name)
         if self._name_lost:
             raise ConsumerNameTaken(f"consumer name {self.name!r} was taken by another process")
@@ -322,7 +314,11 @@ class Consumer:
             log.warning("entry without a job", entry_id=entry_id, job_fate=verdict)
             return
         claim = await self.store.claim(
-            job_id, entry_id, self.name, max_deliveries=self.settings.max_deliveries
+            job_id,
+            entry_id,
+            self.name,
+            max_deliveries=self.settings.max_deliveries,
+            photo_in_redis=isinstance(self.blobs, RedisBlobStore),
         )
         if isinstance(claim, ClaimRefused):
             await self._refused(job_id, entry_id, claim)

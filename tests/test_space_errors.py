@@ -237,6 +237,35 @@ def test_the_call_deadline_is_a_transient_timeout(space: QuotaSpace, photo: Path
 
 
 @pytest.mark.system
+def test_cancelling_the_calling_task_abandons_the_call_without_an_error(
+    space: QuotaSpace, photo: Path
+) -> None:
+    """The Job is watched from the event loop: cancelling the task that awaits it must end the wait at
+    once, as a cancellation (not a SpaceError), and ask gradio_client to cancel the Space's job."""
+    token = new_token()
+    space.set_token(token, mode="slow", sleep_s=5)
+    session = SpaceSession(space.url, token, download_dir=photo.parent / "dl")
+    session.connect()
+
+    async def cancelled_after(seconds: float) -> bool:
+        with anyio.move_on_after(seconds) as scope:
+            await session.agenerate(
+                photo, JobParams(width=320, height=256), timeout_s=60, on_update=print, should_stop=bool
+            )
+        return scope.cancelled_caught
+
+    started = time.monotonic()
+    assert anyio.run(cancelled_after, 1.0)
+    assert time.monotonic() - started < 2.5  # not the 5 s the call would have taken
+    # The session is still usable for the next call.
+    space.set_token(token)
+    data = session.generate(
+        photo, JobParams(width=320, height=256), timeout_s=60, on_update=print, should_stop=bool
+    )
+    assert read_header(data).width == 320
+
+
+@pytest.mark.system
 @pytest.mark.parametrize(
     ("mode", "code"), [("wrong_size", "result_wrong_size"), ("echo_input", "result_is_input")]
 )
@@ -254,7 +283,7 @@ def test_a_picture_that_is_not_the_requested_one_is_an_error(
 
     async def checked() -> None:
         async with DecodePool(PoolLimits(workers=1)) as decoder:
-            await check_result(decoder, data, params, photo)
+            await check_result(decoder, data, params, photo.read_bytes())
 
     with pytest.raises(SpaceError) as caught:
         anyio.run(checked)

@@ -3,7 +3,11 @@
 -- number alone is not enough: after a fail-over to a replica that missed a claim, the next claim gets
 -- the same number again, and the first claimer (still running) must not pass for the second.
 -- Also indexes entry -> job, so an entry deleted under the PEL (its payload gone) can still end its job.
--- Returns {'ok', attempt, failures, fence} to run it;
+-- Returns {'ok', attempt, failures, fence, job hash (HGETALL, flat), photo or false} to run it: the
+--         job's fields and its input photo come with the claim, saving the consumer two round trips.
+--         The photo is read only when the caller named its blob key (K.photo; A.photo_name is its
+--         blob name, '' when blobs are not in Redis) and the job's input_key is that name;
+--         otherwise false, and the caller reads it from wherever its input_key points.
 --         {'skip', reason}: the job is missing, finished or superseded; the entry is acked + deleted;
 --         {'lost', reason}: the entry is not this consumer's (any more); nothing is touched;
 --         {'dead', attempt, deliveries, fence}: delivered more than max_deliveries times: dead-letter
@@ -41,4 +45,8 @@ redis.call('HSET', K.job, 'status', 'running', 'started_at', A.now_ms, 'consumer
   'eta_seconds', '-1', 'resume_at', '0', 'error_code', '', 'error_message', '')
 redis.call('HSET', K.entries, A.entry_id, A.job_id)
 emit(K.job, K.events, A.events_maxlen, A.job_id, 'running')
-return {'ok', attempt, state[4] or '0', fence}
+local photo = false
+if A.photo_name ~= '' and redis.call('HGET', K.job, 'input_key') == A.photo_name then
+  photo = redis.call('GET', K.photo)
+end
+return {'ok', attempt, state[4] or '0', fence, redis.call('HGETALL', K.job), photo}

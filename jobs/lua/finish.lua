@@ -1,6 +1,7 @@
 -- End a job's run: the terminal status, its fields and the XACK + XDEL of the entry in one step.
 -- Fenced like update.lua (a job that exists but was never claimed here, which a fail-over can
 -- leave behind, refuses it too). A job cancelled or erased meanwhile still has its entry acknowledged.
+-- With `result_data` (blobs in Redis), the result blob is written here too, in the same step.
 -- On success, a job with a 'cache_key' field (set at submit) records its result there, so the
 -- same photo with the same parameters can reuse it without a Space call.
 -- Merged jobs (ingest/submit.py): success needs a copy of the result for every live follower, named
@@ -34,6 +35,10 @@ if not state[2] then
 end
 if is_terminal(state[2]) then
   return state[2]
+end
+if A.result_data ~= '' and state[4] ~= '1' then
+  -- The result itself, stored only if the job is still ours to finish (a fenced run stores nothing).
+  redis.call('SET', K.result, A.result_data, 'EX', A.result_ttl_s)
 end
 hset_fields(K.job, A.fields)
 redis.call('HSET', K.job, 'status', A.status, 'finished_at', A.now_ms)
