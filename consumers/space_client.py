@@ -19,7 +19,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +66,9 @@ REQUIRED = FULL_SIGNATURE[:6]
 # It also bounds the client's event-stream reader, so a silent connection cannot hang it forever.
 HTTP_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 POLL_S = 0.2
+# The Space paints at most 1024x1024: even an uncompressed RGBA PNG of that is 4 MiB. A larger answer
+# is not a picture of ours, and is not read into memory beyond this.
+MAX_RESULT_BYTES = 32 * 1024 * 1024
 # gradio_client opens a new httpx client for every upload, submit and download, and httpx builds
 # a fresh SSL context (loading the whole CA bundle) for each unless it is given one: measured at
 # ~220 ms CPU per call against ~19 ms with one shared context. Contexts are safe to share.
@@ -159,28 +161,6 @@ class SpaceSession:
             files, self._files = self._files, None
         if files is not None:
             files.close()
-
-    def generate(
-        self,
-        image: bytes | Path,
-        params: JobParams,
-        *,
-        timeout_s: float,
-        on_update: Callable[[SpaceUpdate], None],
-        should_stop: Callable[[], bool],
-        trace: CallTrace | None = None,
-    ) -> bytes:
-        """`agenerate` for callers outside an event loop (tests, tools)."""
-        call = partial(
-            self.agenerate,
-            image,
-            params,
-            timeout_s=timeout_s,
-            on_update=on_update,
-            should_stop=should_stop,
-            trace=trace,
-        )
-        return anyio.run(call)
 
     async def agenerate(
         self,
@@ -326,9 +306,18 @@ class _Files:
     def download(self, x: dict[str, Any]) -> bytes:
         """The result's bytes, by the file reference the Space returned."""
         url = x.get("url") if x.get("is_stream") else None
-        reply = self._http.get(url or f"{self._root}file={encode_file_path(x['path'])}")
-        reply.raise_for_status()
-        return reply.content
+        with self._http.stream("GET", url or f"{self._root}file={encode_file_path(x['path'])}") as reply:
+            reply.raise_for_status()
+            data = bytearray()
+            for chunk in reply.iter_bytes():
+                data += chunk
+                if len(data) > MAX_RESULT_BYTES:
+                    raise SpaceError(
+                        ErrorKind.PERMANENT,
+                        "result_too_large",
+                        f"The Space's answer is over {MAX_RESULT_BYTES // 2**20} MiB; no picture of ours is.",
+                    )
+        return bytes(data)
 
     def close(self) -> None:
         self._http.close()

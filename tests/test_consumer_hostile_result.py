@@ -13,6 +13,7 @@ import pytest
 from jobs.model import Status
 from tests import hostile, images
 from tests.consumer_kit import ScriptedSpace, consumer, pipeline, start_scripted_space
+from tests.photos import encode, landscape
 from tests.procs import Proc, RedisServer
 
 # System tier: starts processes beyond redis-server (docs/tests.md).
@@ -25,6 +26,9 @@ def bomb_space(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScriptedSpa
     (bombs / "huge.png").write_bytes(images.png_bomb(20_000))  # 400 MP in ~50 KB
     (bombs / "scans.jpg").write_bytes(hostile.progressive_scan_bomb(side=256, repeats=5000))
     (bombs / "text.png").write_bytes(b"not a picture at all" * 10)
+    # A real 256x256 picture with 40 MiB after it: its header would pass, its size must not.
+    padded = encode(landscape(256, 256, seed=5), "PNG") + bytes(40 * 1024 * 1024)
+    (bombs / "padded.png").write_bytes(padded)
     proc, space = start_scripted_space(tmp_path_factory.mktemp("bomb-space"), bomb_dir=bombs)
     yield space
     proc.stop()
@@ -45,14 +49,19 @@ async def test_hostile_pictures_from_the_space_fail_the_job_and_never_reach_the_
     ).start()
     procs.append(worker)
     async with pipeline(redis_server.url) as jobs:
-        huge, scans, text = [
+        huge, scans, text, padded = [
             (await jobs.submit(1, prompt=f"bomb:{name}", size=256))[0]
-            for name in ("huge.png", "scans.jpg", "text.png")
+            for name in ("huge.png", "scans.jpg", "text.png", "padded.png")
         ]
         honest = await jobs.submit(1, size=256)
-        records = await jobs.wait_for([huge, scans, text, *honest], timeout_s=120)
+        records = await jobs.wait_for([huge, scans, text, padded, *honest], timeout_s=120)
     assert records[honest[0]].status is Status.SUCCEEDED
-    expected = {huge: "result_wrong_size", scans: "result_too_complex", text: "result_invalid"}
+    expected = {
+        huge: "result_wrong_size",
+        scans: "result_too_complex",
+        text: "result_invalid",
+        padded: "result_too_large",
+    }
     for job_id, code in expected.items():
         record = records[job_id]
         assert record.status is Status.FAILED, (code, record)

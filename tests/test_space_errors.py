@@ -14,7 +14,9 @@ import shutil
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx
@@ -31,6 +33,12 @@ from sandbox.probe import read_header
 from tests.apps.runner import QuotaSpace, new_token
 from tests.photos import encode, landscape
 from tests.procs import ROOT, free_port
+
+
+def generate(session: SpaceSession, image: bytes | Path, params: JobParams, **options: Any) -> bytes:
+    """One call of the session from this synchronous test (consumers await `agenerate` themselves)."""
+    result: bytes = anyio.run(partial(session.agenerate, image, params, **options))
+    return result
 
 
 @pytest.fixture
@@ -114,10 +122,12 @@ def test_the_retry_time_follows_the_tokens_window(space: QuotaSpace, photo: Path
     token = new_token()
     space.set_token(token, allowed=1, window_s=300, quota="free")
     session = SpaceSession(space.url, token, download_dir=photo.parent / "dl")
-    session.generate(photo, JobParams(width=320, height=256), timeout_s=60, on_update=print, should_stop=bool)
+    generate(
+        session, photo, JobParams(width=320, height=256), timeout_s=60, on_update=print, should_stop=bool
+    )
     with pytest.raises(SpaceError) as caught:
-        session.generate(
-            photo, JobParams(width=320, height=256), timeout_s=60, on_update=print, should_stop=bool
+        generate(
+            session, photo, JobParams(width=320, height=256), timeout_s=60, on_update=print, should_stop=bool
         )
     assert caught.value.kind is ErrorKind.QUOTA
     assert caught.value.retry_after_s is not None
@@ -180,8 +190,8 @@ def test_a_missing_endpoint_is_broken_with_a_clear_message(space: QuotaSpace, tm
 @pytest.mark.system
 def test_the_older_six_parameter_app_works(space: QuotaSpace, photo: Path) -> None:
     session = SpaceSession(space.url + "v6/", None, download_dir=photo.parent / "dl")
-    data = session.generate(
-        photo, JobParams(width=320, height=256), timeout_s=60, on_update=print, should_stop=bool
+    data = generate(
+        session, photo, JobParams(width=320, height=256), timeout_s=60, on_update=print, should_stop=bool
     )
     assert session.parameters == ("prompt", "spatial_img", "height", "width", "seed", "control_type")
     assert read_header(data).media_type.startswith("image/")
@@ -202,8 +212,13 @@ def test_a_full_queue_is_transient(space: QuotaSpace, photo: Path) -> None:
                 reached.set()
 
         try:
-            session.generate(
-                photo, JobParams(width=320, height=256), timeout_s=60, on_update=on_update, should_stop=bool
+            generate(
+                session,
+                photo,
+                JobParams(width=320, height=256),
+                timeout_s=60,
+                on_update=on_update,
+                should_stop=bool,
             )
         except SpaceError as exc:
             errors.append(exc)
@@ -230,8 +245,8 @@ def test_the_call_deadline_is_a_transient_timeout(space: QuotaSpace, photo: Path
     space.set_token(token, mode="slow", sleep_s=5)
     session = SpaceSession(space.url, token, download_dir=photo.parent / "dl")
     with pytest.raises(SpaceError) as caught:
-        session.generate(
-            photo, JobParams(width=320, height=256), timeout_s=1.5, on_update=print, should_stop=bool
+        generate(
+            session, photo, JobParams(width=320, height=256), timeout_s=1.5, on_update=print, should_stop=bool
         )
     assert (caught.value.kind, caught.value.code) == (ErrorKind.TRANSIENT, "timeout")
 
@@ -259,8 +274,8 @@ def test_cancelling_the_calling_task_abandons_the_call_without_an_error(
     assert time.monotonic() - started < 2.5  # not the 5 s the call would have taken
     # The session is still usable for the next call.
     space.set_token(token)
-    data = session.generate(
-        photo, JobParams(width=320, height=256), timeout_s=60, on_update=print, should_stop=bool
+    data = generate(
+        session, photo, JobParams(width=320, height=256), timeout_s=60, on_update=print, should_stop=bool
     )
     assert read_header(data).width == 320
 
@@ -278,7 +293,7 @@ def test_a_picture_that_is_not_the_requested_one_is_an_error(
     space.set_token(token, mode=mode)
     session = SpaceSession(space.url, token, download_dir=tmp_path / "dl")
     params = JobParams(width=320, height=256)
-    data = session.generate(photo, params, timeout_s=60, on_update=print, should_stop=bool)
+    data = generate(session, photo, params, timeout_s=60, on_update=print, should_stop=bool)
     assert not any((tmp_path / "dl").rglob("*.*")), "the download was left behind"
 
     async def checked() -> None:
@@ -296,8 +311,13 @@ def test_progress_units_become_phase_progress_and_eta(space: QuotaSpace, photo: 
     space.set_token(token, delay_s=2.0)
     updates: list[SpaceUpdate] = []
     session = SpaceSession(space.url, token, download_dir=photo.parent / "dl")
-    session.generate(
-        photo, JobParams(width=320, height=256), timeout_s=60, on_update=updates.append, should_stop=bool
+    generate(
+        session,
+        photo,
+        JobParams(width=320, height=256),
+        timeout_s=60,
+        on_update=updates.append,
+        should_stop=bool,
     )
     denoising = [u for u in updates if u.phase == "denoising"]
     assert denoising, updates
@@ -361,7 +381,9 @@ def test_the_docs_list_every_error_code() -> None:
 @pytest.mark.system
 def test_downloads_leave_nothing_behind(space: QuotaSpace, photo: Path, tmp_path: Path) -> None:
     session = SpaceSession(space.url, None, download_dir=tmp_path / "dl")
-    session.generate(photo, JobParams(width=320, height=256), timeout_s=60, on_update=print, should_stop=bool)
+    generate(
+        session, photo, JobParams(width=320, height=256), timeout_s=60, on_update=print, should_stop=bool
+    )
     assert not any((tmp_path / "dl").rglob("*.*"))
     # gradio_client also leaves an empty <tmp>/<40 hex> directory per download; old ones are swept.
     root = Path(tempfile.gettempdir())
